@@ -1,0 +1,41 @@
+"""Enrollment decisions (``enrollment-events``) and the ids that name enrollments and steps."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Literal
+
+from schemas.envelope import Event, Id, contact_key
+
+
+class EnrollmentDecision(StrEnum):
+    ENROLLED = "enrolled"
+    REENROLLED = "reenrolled"
+    NOT_ENROLLED = "not_enrolled"
+    UNENROLLED = "unenrolled"
+    COMPLETED = "completed"
+
+
+def enrollment_id(account_id: str, workflow_id: str, contact_id: str, sequence: int) -> str:
+    """Deterministic: the n-th enrollment of a contact in a workflow always has the same id."""
+    return f"{account_id}/{workflow_id}/{contact_id}/{sequence}"
+
+
+def action_id(enrollment: str, step: int) -> str:
+    return f"{enrollment}#{step}"
+
+
+class EnrollmentEvent(Event):
+    event_type: Literal["enrollment.changed"] = "enrollment.changed"
+    account_id: Id
+    contact_id: Id
+    workflow_id: Id
+    workflow_revision: int = 1
+    decision: EnrollmentDecision
+    enrollment_id: str | None = None
+    sequence: int | None = None
+    reason: str | None = None  # e.g. "criteria_met", "suppressed", "already_enrolled"
+
+    @property
+    def key(self) -> str:
+        return contact_key(self.account_id, self.contact_id)

@@ -1,0 +1,1 @@
+"""smsflow's services and the runtime they share."""

@@ -1,0 +1,1 @@
+"""Runtime glue shared by the services: settings, logging, Kafka helpers, codecs."""

@@ -1,0 +1,93 @@
+"""Keeps a ``Catalog`` current from the compacted ``definitions`` topic, in a thread.
+
+Each instance reads every partition from the beginning without a consumer group, so all
+instances of every service see all definitions.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+from kafka import TopicPartition
+
+from schemas.definitions import DefinitionApplied
+from schemas.topics import DEFINITIONS
+from services.common.catalog import Catalog
+from services.common.codec import DecodeError, decode, decode_key
+from services.common.kafka import make_consumer
+from services.common.logging import get_logger
+from services.common.settings import KafkaSettings
+
+log = get_logger(__name__)
+
+Listener = Callable[[DefinitionApplied | None, str], None]
+
+
+class DefinitionsFeed:
+    def __init__(
+        self,
+        settings: KafkaSettings,
+        catalog: Catalog | None = None,
+        on_change: Listener | None = None,
+    ) -> None:
+        self.settings = settings
+        self.catalog = catalog or Catalog()
+        self.on_change = on_change
+        self.lock = threading.Lock()  # held while the catalog changes
+        self._caught_up = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="definitions-feed", daemon=True)
+
+    def start(self, wait_s: float | None = 30.0) -> DefinitionsFeed:
+        self._thread.start()
+        if wait_s is not None and not self._caught_up.wait(wait_s):
+            raise TimeoutError("definitions topic not read to its end in time")
+        return self
+
+    def wait_caught_up(self, timeout_s: float) -> bool:
+        return self._caught_up.wait(timeout_s)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        topic = self.settings.topic(DEFINITIONS)
+        consumer = make_consumer(self.settings, group_id=None)
+        try:
+            partitions = [
+                TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())
+            ]
+            consumer.assign(partitions)
+            consumer.seek_to_beginning(*partitions)
+            end = consumer.end_offsets(partitions)
+            while not self._stop.is_set():
+                for tp, records in consumer.poll(timeout_ms=200).items():
+                    for record in records:
+                        self._handle(
+                            record.key, record.value, f"{tp.topic}[{tp.partition}]@{record.offset}"
+                        )
+                if not self._caught_up.is_set() and all(
+                    consumer.position(tp) >= end[tp] for tp in partitions
+                ):
+                    self._caught_up.set()
+                    log.info("definitions_loaded", count=len(self.catalog.revisions))
+        finally:
+            consumer.close()
+
+    def _handle(self, key: bytes | None, value: bytes | None, where: str) -> None:
+        text_key = decode_key(key) or ""
+        try:
+            event = None if value is None else decode(DefinitionApplied, value)
+        except DecodeError as exc:
+            # `smsflow apply` validates before publishing; anything else is skipped, not fatal.
+            log.warning("definition_rejected", where=where, reason=exc.reason)
+            return
+        with self.lock:
+            if event is None:
+                self.catalog.remove(text_key)
+            else:
+                self.catalog.apply(event)
+        if self.on_change is not None:
+            self.on_change(event, text_key)

@@ -1,0 +1,81 @@
+"""kafka-python clients and topic administration built from settings."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+from kafka.admin import NewTopic
+from kafka.errors import TopicAlreadyExistsError
+
+from schemas.topics import ALL_TOPICS, TopicSpec
+from services.common.codec import encode, encode_key
+from services.common.settings import KafkaSettings
+
+
+def make_producer(settings: KafkaSettings, **overrides: Any) -> KafkaProducer:
+    # kafka-python 3 defaults to an idempotent producer with acks=all.
+    options: dict[str, Any] = {"linger_ms": 5, "acks": "all"}
+    options.update(overrides)
+    return KafkaProducer(**settings.client_config(), **options)
+
+
+def make_consumer(settings: KafkaSettings, *topics: str, **overrides: Any) -> KafkaConsumer:
+    # Offsets are committed by hand, after the outcome of each record is recorded.
+    options: dict[str, Any] = {
+        "enable_auto_commit": False,
+        "auto_offset_reset": "earliest",
+        "isolation_level": "read_committed",
+    }
+    options.update(overrides)
+    return KafkaConsumer(*topics, **settings.client_config(), **options)
+
+
+def make_admin(settings: KafkaSettings, **overrides: Any) -> KafkaAdminClient:
+    return KafkaAdminClient(**settings.client_config(), **overrides)
+
+
+def send_model(producer: KafkaProducer, topic: str, model: Any, key: str | None = None) -> Any:
+    """Produce one event; the key defaults to the model's own ``key``."""
+    return producer.send(topic, key=encode_key(key or model.key), value=encode(model))
+
+
+def create_topics(
+    settings: KafkaSettings, specs: Iterable[TopicSpec] = ALL_TOPICS, timeout_s: float = 30.0
+) -> list[str]:
+    """Create every topic that is missing; returns the names created. Idempotent."""
+    admin = make_admin(settings)
+    try:
+        existing = set(admin.list_topics())
+        wanted = [
+            NewTopic(
+                name=settings.topic(spec),
+                num_partitions=spec.partition_count(settings.partitions),
+                replication_factor=settings.replication_factor,
+                topic_configs=spec.config(),
+            )
+            for spec in specs
+            if settings.topic(spec) not in existing
+        ]
+        created: list[str] = []
+        for topic in wanted:
+            try:
+                admin.create_topics([topic])
+                created.append(topic.name)
+            except TopicAlreadyExistsError:
+                pass  # a concurrent creator won: the goal is reached all the same
+        _wait_for_metadata(admin, [settings.topic(s) for s in specs], timeout_s)
+        return created
+    finally:
+        admin.close()
+
+
+def _wait_for_metadata(admin: KafkaAdminClient, names: list[str], timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if set(names) <= set(admin.list_topics()):
+            return
+        time.sleep(0.2)
+    raise TimeoutError(f"topics not visible after {timeout_s}s: {names}")

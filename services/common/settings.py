@@ -1,0 +1,59 @@
+"""Configuration from ``SMSFLOW_*`` environment variables (and secret files).
+
+Only entrypoints build settings; everything below them receives values.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from schemas.topics import DEFAULT_PARTITIONS, DEFAULT_PREFIX, TopicSpec
+
+
+class KafkaSettings(BaseSettings):
+    # Secrets may also come from files named like the field in SMSFLOW_SECRETS_DIR
+    # (e.g. /run/secrets/kafka_sasl_password), as container platforms mount them.
+    model_config = SettingsConfigDict(env_prefix="SMSFLOW_", extra="ignore")
+
+    kafka_bootstrap_servers: str = "127.0.0.1:9092"
+    topic_prefix: str = DEFAULT_PREFIX
+    partitions: int = DEFAULT_PARTITIONS
+    replication_factor: int = 1
+    kafka_security_protocol: str = "PLAINTEXT"
+    kafka_sasl_mechanism: str | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_cafile: str | None = None
+
+    def topic(self, spec: TopicSpec) -> str:
+        return spec.full_name(self.topic_prefix)
+
+    def client_config(self) -> dict[str, Any]:
+        """Connection options for kafka-python clients."""
+        config: dict[str, Any] = {
+            "bootstrap_servers": self.kafka_bootstrap_servers.split(","),
+            "security_protocol": self.kafka_security_protocol,
+        }
+        if self.kafka_sasl_mechanism:
+            config["sasl_mechanism"] = self.kafka_sasl_mechanism
+            config["sasl_plain_username"] = self.kafka_sasl_username
+            if self.kafka_sasl_password is not None:
+                config["sasl_plain_password"] = self.kafka_sasl_password.get_secret_value()
+        if self.kafka_ssl_cafile:
+            config["ssl_cafile"] = self.kafka_ssl_cafile
+            config["ssl_check_hostname"] = True
+        return config
+
+    @classmethod
+    def from_env(cls, **overrides: Any) -> KafkaSettings:
+        return cls(_secrets_dir=_secrets_dir(), **overrides)
+
+
+def _secrets_dir() -> str | None:
+    import os
+
+    path = os.environ.get("SMSFLOW_SECRETS_DIR")
+    return path if path and os.path.isdir(path) else None

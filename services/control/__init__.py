@@ -1,0 +1,1 @@
+"""Commands for people: the local stack, apply, emit, status and the demo."""

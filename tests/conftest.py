@@ -1,0 +1,75 @@
+"""Session-wide broker selection for integration and e2e tests.
+
+Order: ``SMSFLOW_KAFKA_BOOTSTRAP_SERVERS`` if it answers → a Kafka container when a Docker
+engine answers → the local KRaft broker that ``smsflow kafka start`` runs. Under ``CI=true``
+a broker that cannot be had fails the run instead of skipping it.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from services.common.local_kafka import BrokerError, LocalBroker, broker_answers
+from services.common.settings import KafkaSettings
+from tests.support import fresh_settings
+
+KAFKA_TEST_IMAGE = os.environ.get("KAFKA_TEST_IMAGE", "apache/kafka:4.0.2")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _docker_answers() -> bool:
+    try:
+        import docker  # type: ignore[import-untyped]
+
+        docker.from_env(timeout=3).ping()
+        return True
+    except Exception:  # no engine, no socket, no package: all mean "not this way"
+        return False
+
+
+def _unavailable(reason: str) -> None:
+    if os.environ.get("CI", "").lower() == "true" or os.environ.get("KAFKA_REQUIRED") == "1":
+        pytest.fail(f"no Kafka broker for integration tests: {reason}")
+    pytest.skip(f"no Kafka broker: {reason}")
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    configured = os.environ.get("SMSFLOW_KAFKA_BOOTSTRAP_SERVERS")
+    if configured and broker_answers(configured):
+        yield configured
+        return
+    if _docker_answers():
+        from testcontainers.kafka import KafkaContainer  # type: ignore[import-untyped]
+
+        with KafkaContainer(KAFKA_TEST_IMAGE).with_kraft() as container:
+            yield container.get_bootstrap_server()
+        return
+    port = _free_port()
+    broker = LocalBroker(
+        state_dir=Path(tmp_path_factory.mktemp("kafka")), port=port, controller_port=_free_port()
+    )
+    try:
+        broker.start()
+    except BrokerError as exc:
+        _unavailable(str(exc))
+    try:
+        yield broker.bootstrap
+    finally:
+        broker.stop()
+
+
+@pytest.fixture
+def kafka_settings(kafka_bootstrap: str) -> KafkaSettings:
+    """A topic prefix of this test's own, with every topic created."""
+    return fresh_settings(kafka_bootstrap)
