@@ -1,0 +1,1 @@
+"""`make bench`: throughput and memory figures, each beside a raw Kafka baseline."""
