@@ -12,6 +12,7 @@ from schemas.contacts import ContactChange
 from schemas.dead_letters import DeadLetter
 from schemas.definitions import DefinitionApplied
 from schemas.enrollment import EnrollmentEvent
+from schemas.ledger import SmsLedgerEntry
 from schemas.sms import InboundSms, ProviderOptOut, SmsRequest, SmsStatusEvent
 from schemas.subscriptions import SubscriptionChange
 
@@ -23,6 +24,9 @@ WEEK_MS = 7 * 24 * 3600 * 1000
 class Cleanup(StrEnum):
     DELETE = "delete"
     COMPACT = "compact"
+    # Compacted and also deleted after ``retention_ms`` (keeps the latest value per key,
+    # for a bounded time).
+    COMPACT_DELETE = "compact,delete"
 
 
 @dataclass(frozen=True)
@@ -43,7 +47,7 @@ class TopicSpec:
 
     def config(self) -> dict[str, str]:
         config = {"cleanup.policy": self.cleanup.value}
-        if self.cleanup is Cleanup.DELETE:
+        if self.cleanup is not Cleanup.COMPACT:
             config["retention.ms"] = str(self.retention_ms)
         return config
 
@@ -66,6 +70,16 @@ SMS_REQUESTS = TopicSpec("sms-requests", CONTACT_KEY, (SmsRequest,))
 SMS_STATUS = TopicSpec("sms-status", CONTACT_KEY, (SmsStatusEvent,))
 SMS_INBOUND = TopicSpec("sms-inbound", "{account_id}:{e164}", (InboundSms, ProviderOptOut))
 DEAD_LETTERS = TopicSpec("dead-letters", "original key", (DeadLetter,))
+# The SMS sender's idempotency ledger: latest state per key. Written to the partition of
+# the request it belongs to, so it lines up with sms-requests. Kept 30 days, far beyond
+# the retention of sms-requests, so a replayed request always finds its key.
+SMS_LEDGER = TopicSpec(
+    "sms-ledger",
+    "{idempotency_key}",
+    (SmsLedgerEntry,),
+    Cleanup.COMPACT_DELETE,
+    retention_ms=30 * 24 * 3600 * 1000,
+)
 
 ALL_TOPICS: tuple[TopicSpec, ...] = (
     CONTACT_CHANGES,
@@ -78,6 +92,7 @@ ALL_TOPICS: tuple[TopicSpec, ...] = (
     SMS_STATUS,
     SMS_INBOUND,
     DEAD_LETTERS,
+    SMS_LEDGER,
 )
 
 

@@ -12,6 +12,7 @@ from schemas.dead_letters import DeadLetter
 from schemas.definitions import DefinitionApplied, SendSms
 from schemas.enrollment import EnrollmentDecision, EnrollmentEvent, action_id, enrollment_id
 from schemas.envelope import Event
+from schemas.ledger import LedgerState, SmsLedgerEntry
 from schemas.sms import (
     Encoding,
     InboundSms,
@@ -177,6 +178,21 @@ def samples() -> list[Event]:
             {"account_id": "acme", "from": "+358401234567", "to": "+358451234567", "body": "STOP"}
         ),
         ProviderOptOut(account_id="acme", phone="+358401234567", error_code="21610"),
+        SmsLedgerEntry(
+            idempotency_key=request.idempotency_key,
+            state=LedgerState.SENT,
+            account_id="acme",
+            contact_id="1001",
+            workflow_id="welcome-flow",
+            enrollment_id=enrollment,
+            message_id="welcome",
+            to_masked="+35840*****67",
+            segments=1,
+            encoding=Encoding.GSM7,
+            api="http",
+            attempts=1,
+            provider_message_id="msg_0f1e2d3c",
+        ),
         DeadLetter(
             service="enroller",
             topic="smsflow.contact-changes",

@@ -116,6 +116,7 @@ def test_topic_registry_matches_the_contract() -> None:
         "sms-status",
         "sms-inbound",
         "dead-letters",
+        "sms-ledger",
     ]
     assert DEFINITIONS.cleanup is Cleanup.COMPACT
     assert SUBSCRIPTION_CHANGES.config() == {"cleanup.policy": "delete", "retention.ms": "-1"}
