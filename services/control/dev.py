@@ -201,9 +201,13 @@ class Stack:
         if only is None:
             self._record_file().unlink(missing_ok=True)
         if purge:
-            self.broker.purge()
-            shutil.rmtree(self.settings.data_dir, ignore_errors=True)
+            self.purge_data()
             self.say(f"  data          removed ({self.settings.state_dir})")
+
+    def purge_data(self) -> None:
+        """The broker's and the services' data (call with the stack stopped)."""
+        self.broker.purge()
+        shutil.rmtree(self.settings.data_dir, ignore_errors=True)
 
     # ------------------------------------------------------------ status
 

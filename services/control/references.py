@@ -211,9 +211,17 @@ _TEMPLATES = SandboxedEnvironment(autoescape=False)
 
 
 def body_syntax_error(body: str) -> str | None:
-    """Compile the body the way the action runner renders it; None when it is valid."""
+    """Render the body as the action runner will, for a contact with no properties."""
     try:
-        _TEMPLATES.from_string(body)
-    except TemplateSyntaxError as exc:
-        return f"line {exc.lineno}: {exc.message}"
+        from services.action_runner.rendering import RenderError, render
+    except ImportError:  # the action runner is not installed alongside: compile only
+        try:
+            _TEMPLATES.from_string(body)
+        except TemplateSyntaxError as exc:
+            return f"line {exc.lineno}: {exc.message}"
+        return None
+    try:
+        render(body, contact={}, account={})
+    except RenderError as exc:
+        return str(exc)
     return None

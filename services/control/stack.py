@@ -116,6 +116,7 @@ def child_environment(settings: StackSettings, base: Mapping[str, str]) -> dict[
             "SMSFLOW_GATEWAY_SIM_PORT": str(settings.gateway_sim_port),
             "SMSFLOW_GATEWAY_URL": settings.gateway_url,
             "SMSFLOW_SENDER_WEBHOOK_URL": settings.inbound_webhook,
+            "SMSFLOW_SENDER_PUBLIC_URL": settings.sender_url,
             "PYTHONUNBUFFERED": "1",
         }
     )

@@ -1,0 +1,106 @@
+"""The demo's script: contacts to publish, replies to send, and the outcome expected.
+
+Pure: loads the file and judges progress from the latest SMS statuses it is given.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+
+from schemas.contacts import PropertyValue
+from schemas.sms import FINAL_STATUSES, SmsStatus, SmsStatusEvent
+
+SETTLED = FINAL_STATUSES | {SmsStatus.DEFERRED}  # deferred waits for hours: the demo moves on
+REPLY_AFTER = frozenset({SmsStatus.SENT, SmsStatus.DELIVERED})
+
+
+class Expectation(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    workflow: str
+    status: SmsStatus
+    reason: str | None = None
+
+    def met_by(self, event: SmsStatusEvent | None) -> bool:
+        return (
+            event is not None
+            and event.status is self.status
+            and (self.reason is None or event.reason == self.reason)
+        )
+
+
+class StoryContact(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    id: str
+    story: str = ""
+    properties: dict[str, PropertyValue] = Field(default_factory=dict)
+    expect: tuple[Expectation, ...] = ()
+    reply: str | None = None
+    then: dict[str, PropertyValue] | None = None
+
+
+class Story(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    account: str
+    contacts: tuple[StoryContact, ...]
+
+
+def load_story(path: Path) -> Story:
+    data: Any = yaml.safe_load(path.read_text(encoding="utf-8"))
+    return Story.model_validate(data)
+
+
+Latest = Mapping[tuple[str, str], SmsStatusEvent]  # (contact id, workflow id) -> latest
+
+
+def index_latest(events: list[SmsStatusEvent]) -> dict[tuple[str, str], SmsStatusEvent]:
+    return {(e.contact_id, e.workflow_id or ""): e for e in events}
+
+
+@dataclass
+class Progress:
+    """Where the story stands; ``replied``/``followed_up`` are updated by the runner."""
+
+    story: Story
+    replied: set[str] = field(default_factory=set)
+    followed_up: set[str] = field(default_factory=set)
+
+    def observed(self, contact: StoryContact, latest: Latest) -> list[SmsStatusEvent | None]:
+        return [latest.get((contact.id, e.workflow)) for e in contact.expect]
+
+    def settled(self, contact: StoryContact, latest: Latest) -> bool:
+        if contact.reply and contact.id not in self.followed_up:
+            return False
+        return all(
+            event is not None and event.status in SETTLED
+            for event in self.observed(contact, latest)
+        )
+
+    def reply_due(self, contact: StoryContact, latest: Latest) -> bool:
+        """The contact replies once the first SMS expected for them has arrived."""
+        if not contact.reply or contact.id in self.replied or not contact.expect:
+            return False
+        first = latest.get((contact.id, contact.expect[0].workflow))
+        return first is not None and first.status in REPLY_AFTER
+
+    def summary(self, latest: Latest) -> str:
+        contacts = self.story.contacts
+        done = sum(self.settled(c, latest) for c in contacts)
+        parts = [f"waiting for {len(contacts)} contacts: {done} settled"]
+        if self.replied:
+            parts.append(f"{len(self.replied)} replied")
+        return ", ".join(parts)
+
+    def verdicts(self, latest: Latest) -> list[tuple[StoryContact, Expectation, bool]]:
+        return [
+            (contact, expectation, expectation.met_by(event))
+            for contact in self.story.contacts
+            for expectation, event in zip(
+                contact.expect, self.observed(contact, latest), strict=True
+            )
+        ]
