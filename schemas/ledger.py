@@ -18,6 +18,7 @@ from schemas.sms import Encoding
 
 class LedgerState(StrEnum):
     SENDING = "sending"  # written (and acknowledged) before the gateway is called
+    RETRYING = "retrying"  # refused without being processed (429, 5xx, no connection)
     UNKNOWN = "unknown"  # the request left but no answer came back (timeout, reset)
     SENT = "sent"  # accepted by the gateway
     DELIVERED = "delivered"  # delivery callback

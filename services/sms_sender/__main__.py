@@ -1,0 +1,37 @@
+"""``smsflow sms-sender`` / ``python -m services.sms_sender``: run the SMS sender."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+
+from services.common.logging import configure_logging
+from services.sms_sender.service import run
+from services.sms_sender.settings import SenderSettings
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="smsflow sms-sender",
+        description="Send SMS requests through the gateway; serve delivery and inbound webhooks.",
+        epilog="Configured by SMSFLOW_* environment variables (see settings.py).",
+    )
+    parser.parse_args(argv)
+    settings = SenderSettings.from_env()
+    assert isinstance(settings, SenderSettings)
+    configure_logging("sms-sender")
+    return asyncio.run(_serve(settings))
+
+
+async def _serve(settings: SenderSettings) -> int:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    return await run(settings, stop)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

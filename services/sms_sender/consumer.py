@@ -1,0 +1,181 @@
+"""The ``sms-requests`` consumer thread (kafka-python, a consumer group).
+
+It polls, decodes, hands jobs to the asyncio loop and commits, per partition, only up to
+the lowest offset whose outcome is not recorded. Above ``max_in_flight`` it pauses its
+partitions (back-pressure). On a rebalance it first lets the revoked partitions' requests
+finish (bounded) and commits them; a new partition is handled only once the ledger feed
+has read that partition's ledger to its end.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
+from kafka.errors import KafkaError
+from kafka.structs import OffsetAndMetadata
+
+from schemas.sms import SmsRequest
+from schemas.topics import SMS_REQUESTS
+from services.common.codec import DecodeError, decode
+from services.common.dead_letters import dead_letter
+from services.common.kafka import make_consumer
+from services.common.logging import get_logger
+from services.sms_sender.dispatcher import Job
+from services.sms_sender.offsets import OffsetTracker
+from services.sms_sender.settings import SenderSettings
+
+log = get_logger("sms_sender")
+
+SERVICE = "sms-sender"
+
+
+class RequestConsumer:
+    def __init__(
+        self,
+        settings: SenderSettings,
+        tracker: OffsetTracker,
+        submit: Callable[[list[Job]], None],
+        sync_ledger: Callable[[set[int]], bool],
+        on_ready: Callable[[], None],
+    ) -> None:
+        self.settings = settings
+        self.topic = settings.topic(SMS_REQUESTS)
+        self.tracker = tracker
+        self.submit = submit
+        self.sync_ledger = sync_ledger
+        self.on_ready = on_ready
+        self.max_in_flight = max(settings.sender_max_in_flight, 1)
+        self._consumer: KafkaConsumer | None = None
+        self._new: set[int] = set()
+        self._paused = False
+        self._ready = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="request-consumer", daemon=True)
+        self.error: BaseException | None = None
+
+    def start(self) -> RequestConsumer:
+        self._thread.start()
+        return self
+
+    def stop(self, timeout_s: float) -> None:
+        """Stop polling, let in-flight requests finish (bounded), commit, leave the group."""
+        self._stop.set()
+        self._thread.join(timeout=timeout_s + 15)
+
+    def _run(self) -> None:
+        consumer = make_consumer(
+            self.settings,
+            group_id=self.settings.group_id,
+            max_poll_records=min(500, self.max_in_flight),
+        )
+        self._consumer = consumer
+        try:
+            consumer.subscribe([self.topic], listener=_Rebalance(self))
+            next_commit = time.monotonic() + self.settings.sender_commit_interval_s
+            while not self._stop.is_set():
+                batch = consumer.poll(timeout_ms=100)
+                if self._new:
+                    self._sync_new_partitions()
+                jobs = [self._job(r) for records in batch.values() for r in records]
+                if jobs:
+                    self.submit(jobs)
+                self._apply_back_pressure(consumer)
+                if time.monotonic() >= next_commit:
+                    self._commit()
+                    next_commit = time.monotonic() + self.settings.sender_commit_interval_s
+            self._drain(None)
+            self._commit()
+        except BaseException as exc:
+            self.error = exc
+            log.error("request_consumer_crashed", error=repr(exc))
+        finally:
+            consumer.close(autocommit=False)
+
+    def _job(self, record: object) -> Job:
+        partition, offset = record.partition, record.offset  # type: ignore[attr-defined]
+        self.tracker.add(partition, offset)
+        try:
+            request = decode(SmsRequest, record.value)  # type: ignore[attr-defined]
+        except DecodeError as exc:
+            letter = dead_letter(
+                service=SERVICE,
+                topic=self.topic,
+                partition=partition,
+                offset=offset,
+                key=record.key,  # type: ignore[attr-defined]
+                value=record.value,  # type: ignore[attr-defined]
+                reason=exc.reason,
+                error=exc,
+            )
+            return Job(partition, offset, dead_letter=letter)
+        return Job(partition, offset, request=request)
+
+    def _sync_new_partitions(self) -> None:
+        wanted, self._new = self._new, set()
+        while not self.sync_ledger(wanted):
+            log.warning("ledger_sync_slow", partitions=sorted(wanted))
+            if self._stop.is_set():
+                return
+        if not self._ready:
+            self._ready = True
+            self.on_ready()
+
+    def _apply_back_pressure(self, consumer: KafkaConsumer) -> None:
+        pending = self.tracker.pending()
+        if not self._paused and pending >= self.max_in_flight:
+            consumer.pause(*consumer.assignment())
+            self._paused = True
+        elif self._paused and pending <= self.max_in_flight // 2:
+            consumer.resume(*consumer.paused())
+            self._paused = False
+
+    def _drain(self, partitions: set[int] | None) -> None:
+        deadline = time.monotonic() + self.settings.sender_drain_wait_s
+        while self.tracker.pending(partitions) and time.monotonic() < deadline:
+            time.sleep(0.02)
+
+    def _commit(self, only: set[int] | None = None) -> None:
+        offsets = {p: o for p, o in self.tracker.committable().items() if only is None or p in only}
+        if not offsets or self._consumer is None:
+            return
+        try:
+            self._consumer.commit(
+                {
+                    TopicPartition(self.topic, p): OffsetAndMetadata(o, "", -1)
+                    for p, o in offsets.items()
+                }
+            )
+            self.tracker.mark_committed(offsets)
+        except KafkaError as exc:  # e.g. a rebalance in progress: the next commit catches up
+            log.warning("offsets_commit_failed", error=repr(exc))
+
+    # called by the listener, inside poll()
+
+    def revoked(self, partitions: set[int]) -> None:
+        self._drain(partitions)
+        self._commit(partitions)
+        self.tracker.forget(partitions)
+        self._paused = False
+        log.info("partitions_revoked", partitions=sorted(partitions))
+
+    def assigned(self, partitions: set[int]) -> None:
+        self._new |= partitions
+        self._paused = False
+        if not partitions and not self._ready:
+            self._ready = True
+            self.on_ready()
+        log.info("partitions_assigned", partitions=sorted(partitions))
+
+
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, owner: RequestConsumer) -> None:
+        self.owner = owner
+
+    def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        self.owner.revoked({tp.partition for tp in revoked})
+
+    def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        self.owner.assigned({tp.partition for tp in assigned})

@@ -1,0 +1,268 @@
+"""Sending requests: the ledger decides, the gateway is called, outcomes are recorded.
+
+Runs on one asyncio loop, so the in-memory ledger needs no locks: every change is applied
+in memory first (later changes see it), then written to ``sms-ledger`` and acknowledged,
+then announced on ``sms-status``. ``sending`` is acknowledged before the gateway is called;
+an offset is finished only once the key's outcome is recorded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from urllib.parse import quote
+
+import structlog
+
+from schemas.dead_letters import DeadLetter
+from schemas.ledger import SETTLED_STATES, LedgerState, SmsLedgerEntry
+from schemas.sms import SmsRequest
+from services.common.logging import get_logger
+from services.sms_sender import ledger as rules
+from services.sms_sender.callbacks import DeliveryReport, apply_report
+from services.sms_sender.gateway import Ambiguous, SmsGateway
+from services.sms_sender.ledger import Ledger
+from services.sms_sender.metrics import Metrics
+from services.sms_sender.offsets import OffsetTracker
+from services.sms_sender.publisher import Publisher
+from services.sms_sender.rate_limiter import RateLimiter
+from services.sms_sender.retries import AwaitCallback, Retry, RetryPolicy, next_step
+from services.sms_sender.statuses import advance, new_entry, opt_out_event, status_event
+from services.sms_sender.statuses import transition_events as announce
+
+log = get_logger("sms_sender")
+S = LedgerState
+
+
+@dataclass(frozen=True)
+class Job:
+    partition: int
+    offset: int
+    request: SmsRequest | None = None
+    dead_letter: DeadLetter | None = None  # an undecodable record, to be dead-lettered
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        *,
+        gateway: SmsGateway,
+        publisher: Publisher,
+        tracker: OffsetTracker,
+        public_url: str,
+        policy: RetryPolicy,
+        limiter: RateLimiter,
+        ambiguous_wait_s: float,
+        metrics: Metrics | None = None,
+        ledger: Ledger | None = None,
+        rng: random.Random | None = None,
+        on_crash: Callable[[BaseException], None] | None = None,
+    ) -> None:
+        self.gateway = gateway
+        self.publisher = publisher
+        self.tracker = tracker
+        self.callback_base = public_url.rstrip("/") + "/webhooks/status?ik="
+        self.policy = policy
+        self.limiter = limiter
+        self.ambiguous_wait_s = ambiguous_wait_s
+        self.metrics = metrics or Metrics()
+        self.ledger = ledger or Ledger()
+        self.rng = rng or random.Random()
+        self.on_crash = on_crash
+        self.tasks: set[asyncio.Task[None]] = set()
+        self._settled: dict[str, asyncio.Event] = {}
+        self._active: dict[str, asyncio.Future[None]] = {}  # keys being handled here now
+
+    # ------------------------------------------------------------ entry points
+
+    def submit(self, jobs: list[Job]) -> None:
+        """Start handling ``jobs`` (called on the loop, e.g. via call_soon_threadsafe)."""
+        for job in jobs:
+            task = asyncio.get_running_loop().create_task(self.handle(job))
+            self.tasks.add(task)
+            task.add_done_callback(self._task_done)
+
+    async def handle(self, job: Job) -> None:
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(
+            service="sms-sender", partition=job.partition, offset=job.offset
+        )
+        if job.request is not None:
+            await self.send_request(job.request, job.partition)
+        elif job.dead_letter is not None:
+            await self.publisher.dead_letter(job.dead_letter)
+            self.metrics.dead_letters.inc()
+            log.warning("request_dead_lettered", reason=job.dead_letter.reason)
+        self.tracker.finish(job.partition, job.offset)
+        self.metrics.in_flight.set(self.tracker.pending())
+
+    def apply_remote(self, batch: list[tuple[SmsLedgerEntry, int]]) -> None:
+        """Entries other senders wrote, read from ``sms-ledger``."""
+        for entry, partition in batch:
+            if self.ledger.apply(entry, partition):
+                self._wake(entry)
+        self.metrics.ledger_keys.set(len(self.ledger))
+
+    async def report_delivery(self, report: DeliveryReport) -> str:
+        """A delivery callback: ``recorded``, ``ignored`` (repeat, stale) or ``unmatched``."""
+        key = report.idempotency_key or self.ledger.key_for_provider_id(report.provider_message_id)
+        entry = self.ledger.get(key) if key else None
+        partition = self.ledger.partition_of(key) if key else None
+        if entry is None or partition is None:
+            return "unmatched"
+        new = apply_report(entry, report)
+        if new is None or not await self._record(new, partition):
+            return "ignored"
+        return "recorded"
+
+    # ------------------------------------------------------------ one request
+
+    async def send_request(self, request: SmsRequest, partition: int) -> None:
+        key = request.idempotency_key
+        structlog.contextvars.bind_contextvars(idempotency_key=key, to_masked=request.to_masked)
+        # A duplicate of a request still being handled waits for it, then finds it settled.
+        while (active := self._active.get(key)) is not None:
+            await active
+        done = self._active[key] = asyncio.get_running_loop().create_future()
+        try:
+            await self._handle_request(request, partition)
+        finally:
+            del self._active[key]
+            done.set_result(None)
+
+    async def _handle_request(self, request: SmsRequest, partition: int) -> None:
+        key = request.idempotency_key
+        plan = rules.plan(self.ledger.get(key), self.ambiguous_wait_s)
+        if isinstance(plan, rules.Skip):
+            await self._announce_again(plan.entry, request)
+            self.metrics.requests.labels("duplicate").inc()
+            log.info("sms_duplicate_skipped", state=plan.entry.state.value)
+            return
+        if isinstance(plan, rules.Await):
+            await self._await_outcome(plan.entry, partition, plan.deadline)
+        else:
+            await self._send(request, partition, plan)
+        final = self.ledger.get(key)
+        state = final.state.value if final else "none"
+        self.metrics.requests.labels(state).inc()
+        log.info(
+            f"sms_{state}",
+            attempts=final.attempts if final else 0,
+            reason=final.reason if final else None,
+            error_code=final.error_code if final else None,
+        )
+
+    async def _send(self, request: SmsRequest, partition: int, plan: rules.Send) -> None:
+        key = request.idempotency_key
+        attempt, ambiguous_before = plan.attempts, plan.ambiguous_before
+        while True:
+            attempt += 1
+            await self._pace(request)
+            sending = new_entry(request, S.SENDING, api=self.gateway.api, attempts=attempt)
+            if not await self._record(sending, partition):
+                return  # settled meanwhile (a callback or another sender): nothing to send
+            started = time.monotonic()
+            outcome = await self.gateway.send(request, self.callback_base + quote(key, safe=""))
+            self.metrics.gateway_seconds.observe(time.monotonic() - started)
+            self.metrics.gateway_calls.labels(type(outcome).__name__.lower()).inc()
+            step = next_step(
+                outcome,
+                attempt=attempt,
+                dedupes=self.gateway.dedupes,
+                policy=self.policy,
+                rng=self.rng,
+                ambiguous_before=ambiguous_before,
+            )
+            current = self.ledger.get(key) or sending
+            if isinstance(step, Retry):
+                if isinstance(outcome, Ambiguous):
+                    ambiguous_before = True  # stays "sending": a resend must reuse the key
+                else:
+                    await self._record(advance(current, S.RETRYING, reason=step.reason), partition)
+                log.debug("sms_retry_scheduled", delay_s=round(step.delay_s, 3), why=step.reason)
+                await asyncio.sleep(step.delay_s)
+                continue
+            if isinstance(step, AwaitCallback):
+                unknown = advance(current, S.UNKNOWN, reason=step.reason)
+                await self._record(unknown, partition)
+                deadline = unknown.occurred_at.timestamp() + self.ambiguous_wait_s
+                await self._await_outcome(unknown, partition, datetime.fromtimestamp(deadline, UTC))
+                return
+            if step.accepted is not None:
+                done = advance(
+                    current,
+                    S.SENT,
+                    provider_message_id=step.accepted.provider_message_id,
+                    reason=None,
+                    error_code=None,
+                )
+            else:
+                done = advance(current, S.FAILED, reason=step.reason, error_code=step.error_code)
+            if await self._record(done, partition) and step.rejected and step.rejected.opted_out:
+                await self.publisher.inbound(opt_out_event(done, request))
+            return
+
+    async def _await_outcome(
+        self, entry: SmsLedgerEntry, partition: int, deadline: datetime
+    ) -> None:
+        """Wait for a callback (or another sender) to settle the key, else fail it."""
+        key = entry.idempotency_key
+        remaining = (deadline - datetime.now(UTC)).total_seconds()
+        current = self.ledger.get(key)
+        if current is not None and current.state in SETTLED_STATES:
+            return
+        event = self._settled.setdefault(key, asyncio.Event())
+        try:
+            await asyncio.wait_for(event.wait(), timeout=max(remaining, 0.0))
+        except TimeoutError:
+            latest = self.ledger.get(key) or entry
+            failed = advance(latest, S.FAILED, reason=rules.AMBIGUOUS_OUTCOME)
+            await self._record(failed, partition)
+        finally:
+            self._settled.pop(key, None)
+
+    # ------------------------------------------------------------ helpers
+
+    async def _record(self, new: SmsLedgerEntry, partition: int) -> bool:
+        """Apply in memory, write to the ledger (acknowledged), announce; False if stale."""
+        old = self.ledger.get(new.idempotency_key)
+        if not self.ledger.apply(new, partition):
+            return False
+        self._wake(new)
+        await self.publisher.ledger(new, partition)
+        events = announce(old, new)
+        if events:
+            await self.publisher.statuses(events)
+        return True
+
+    async def _announce_again(self, entry: SmsLedgerEntry, request: SmsRequest) -> None:
+        """A settled key seen again: repeat its status event (same ``event_id``), in case the
+        process died between the ledger write and the status write."""
+        await self.publisher.statuses([status_event(entry)])
+        if entry.state is S.FAILED and entry.error_code == "21610":
+            await self.publisher.inbound(opt_out_event(entry, request))
+
+    async def _pace(self, request: SmsRequest) -> None:
+        wait = self.limiter.reserve(request.from_, request.segments, time.monotonic())
+        if wait > 0:
+            await asyncio.sleep(wait)
+
+    def _wake(self, entry: SmsLedgerEntry) -> None:
+        if entry.state in SETTLED_STATES:
+            event = self._settled.get(entry.idempotency_key)
+            if event is not None:
+                event.set()
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self.tasks.discard(task)
+        if task.cancelled():
+            return
+        error = task.exception()
+        if error is not None:
+            log.error("request_crashed", error=repr(error))
+            if self.on_crash is not None:
+                self.on_crash(error)

@@ -1,0 +1,76 @@
+"""Which offsets may be committed: per partition, everything below the lowest offset whose
+outcome is not yet recorded. Thread-safe: the consumer thread adds, the loop finishes.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from dataclasses import dataclass, field
+
+
+@dataclass
+class _Partition:
+    pending: deque[int] = field(default_factory=deque)  # handed out, in offset order
+    open: set[int] = field(default_factory=set)  # handed out, outcome not yet recorded
+    finished: set[int] = field(default_factory=set)  # finished but not yet at the front
+    next_offset: int | None = None  # commit position once everything before is finished
+    committed: int | None = None
+
+
+class OffsetTracker:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._partitions: dict[int, _Partition] = {}
+        self._in_flight = 0
+
+    def add(self, partition: int, offset: int) -> None:
+        with self._lock:
+            state = self._partitions.setdefault(partition, _Partition())
+            state.pending.append(offset)
+            state.open.add(offset)
+            self._in_flight += 1
+
+    def finish(self, partition: int, offset: int) -> None:
+        """The outcome of ``offset`` is recorded (ignored for partitions given up)."""
+        with self._lock:
+            state = self._partitions.get(partition)
+            if state is None or offset not in state.open:
+                return
+            state.open.discard(offset)
+            state.finished.add(offset)
+            self._in_flight -= 1
+            while state.pending and state.pending[0] in state.finished:
+                done = state.pending.popleft()
+                state.finished.discard(done)
+                state.next_offset = done + 1
+
+    def committable(self) -> dict[int, int]:
+        """Partition -> offset to commit, for partitions that moved since the last commit."""
+        with self._lock:
+            return {
+                p: s.next_offset
+                for p, s in self._partitions.items()
+                if s.next_offset is not None and s.next_offset != s.committed
+            }
+
+    def mark_committed(self, offsets: dict[int, int]) -> None:
+        with self._lock:
+            for partition, offset in offsets.items():
+                state = self._partitions.get(partition)
+                if state is not None:
+                    state.committed = offset
+
+    def pending(self, partitions: set[int] | None = None) -> int:
+        with self._lock:
+            if partitions is None:
+                return self._in_flight
+            return sum(len(s.open) for p, s in self._partitions.items() if p in partitions)
+
+    def forget(self, partitions: set[int]) -> None:
+        """Give up partitions (revoked): their late finishes are ignored."""
+        with self._lock:
+            for partition in partitions:
+                state = self._partitions.pop(partition, None)
+                if state is not None:
+                    self._in_flight -= len(state.open)

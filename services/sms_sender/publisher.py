@@ -1,0 +1,110 @@
+"""Writes to Kafka, awaited until the broker acknowledged them.
+
+``KafkaPublisher`` bridges kafka-python's futures into asyncio; ``MemoryPublisher`` keeps
+what would have been written, for unit tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Protocol
+
+from kafka import KafkaProducer
+
+from schemas.dead_letters import DeadLetter
+from schemas.ledger import SmsLedgerEntry
+from schemas.sms import InboundSms, ProviderOptOut, SmsStatusEvent
+from schemas.topics import DEAD_LETTERS, SMS_INBOUND, SMS_LEDGER, SMS_STATUS
+from services.common.codec import encode, encode_key
+from services.common.settings import KafkaSettings
+
+# Header naming the process that wrote a ledger entry, so it can skip its own when tailing.
+WRITER_HEADER = "smsflow-writer"
+
+
+class Publisher(Protocol):
+    async def ledger(self, entry: SmsLedgerEntry, partition: int) -> None: ...
+
+    async def statuses(self, events: list[SmsStatusEvent]) -> None: ...
+
+    async def inbound(self, event: InboundSms | ProviderOptOut) -> None: ...
+
+    async def dead_letter(self, letter: DeadLetter) -> None: ...
+
+
+class KafkaPublisher:
+    def __init__(self, producer: KafkaProducer, settings: KafkaSettings, writer: str) -> None:
+        self.producer = producer
+        self.writer = writer.encode()
+        self.topics = {
+            spec.name: settings.topic(spec)
+            for spec in (SMS_LEDGER, SMS_STATUS, SMS_INBOUND, DEAD_LETTERS)
+        }
+
+    async def ledger(self, entry: SmsLedgerEntry, partition: int) -> None:
+        await self._send(
+            SMS_LEDGER.name, entry.key, encode(entry), partition, [(WRITER_HEADER, self.writer)]
+        )
+
+    async def statuses(self, events: list[SmsStatusEvent]) -> None:
+        sends = [self._send(SMS_STATUS.name, e.key, encode(e)) for e in events]
+        await asyncio.gather(*sends)
+
+    async def inbound(self, event: InboundSms | ProviderOptOut) -> None:
+        await self._send(SMS_INBOUND.name, event.key, encode(event))
+
+    async def dead_letter(self, letter: DeadLetter) -> None:
+        await self._send(DEAD_LETTERS.name, letter.key or "", encode(letter))
+
+    def _send(
+        self,
+        topic: str,
+        key: str,
+        value: bytes,
+        partition: int | None = None,
+        headers: list[tuple[str, bytes]] | None = None,
+    ) -> asyncio.Future[None]:
+        """Hand the record to the producer now (keeping call order) and return its ack."""
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+        future = self.producer.send(
+            self.topics[topic],
+            key=encode_key(key),
+            value=value,
+            partition=partition,
+            headers=headers or [],
+        )
+        future.add_callback(lambda _: loop.call_soon_threadsafe(_settle, done, None))
+        future.add_errback(lambda exc: loop.call_soon_threadsafe(_settle, done, exc))
+        return done
+
+
+def _settle(done: asyncio.Future[None], error: Any) -> None:
+    if done.done():
+        return
+    if error is None:
+        done.set_result(None)
+    else:
+        done.set_exception(error if isinstance(error, BaseException) else RuntimeError(error))
+
+
+class MemoryPublisher:
+    """Everything published, in order, as (topic name, model)."""
+
+    def __init__(self) -> None:
+        self.records: list[tuple[str, Any]] = []
+
+    async def ledger(self, entry: SmsLedgerEntry, partition: int) -> None:
+        self.records.append((SMS_LEDGER.name, entry))
+
+    async def statuses(self, events: list[SmsStatusEvent]) -> None:
+        self.records += [(SMS_STATUS.name, e) for e in events]
+
+    async def inbound(self, event: InboundSms | ProviderOptOut) -> None:
+        self.records.append((SMS_INBOUND.name, event))
+
+    async def dead_letter(self, letter: DeadLetter) -> None:
+        self.records.append((DEAD_LETTERS.name, letter))
+
+    def of(self, topic: str) -> list[Any]:
+        return [model for name, model in self.records if name == topic]

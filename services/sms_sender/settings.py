@@ -1,0 +1,50 @@
+"""The sender's configuration (``SMSFLOW_*``), built once by the entrypoint."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import SecretStr
+
+from services.common.settings import KafkaSettings
+
+GatewayApi = Literal["http", "twilio"]
+
+
+class SenderSettings(KafkaSettings):
+    gateway_url: str = "http://127.0.0.1:8025"
+    gateway_api: GatewayApi = "http"
+    # HMAC key of X-Smsflow-Signature on the generic API's webhooks (the simulator's default).
+    webhook_secret: SecretStr = SecretStr("dev-webhook-secret")
+    twilio_account_sid: str = "AC" + "0" * 32
+    twilio_auth_token: SecretStr = SecretStr("test-auth-token")
+    # The base URL the gateway reaches the webhooks at (StatusCallback, signature checks).
+    sender_public_url: str = "http://127.0.0.1:8026"
+    sender_host: str = "127.0.0.1"
+    sender_port: int = 8026
+    sender_group_id: str | None = None  # default: "<topic prefix>sms-sender"
+    # Requests handed out and not yet finished; above it the consumer pauses.
+    sender_max_in_flight: int = 512
+    sender_max_attempts: int = 6
+    sender_backoff_base_s: float = 0.25
+    sender_backoff_cap_s: float = 30.0
+    sender_connect_timeout_s: float = 5.0
+    # How long an answer may take once the request has left; then the outcome is ambiguous.
+    sender_request_timeout_s: float = 10.0
+    # How long an ambiguous send to an API without de-duplication (Twilio) waits for a
+    # delivery callback before it is failed as ``ambiguous_outcome`` (never re-sent).
+    sender_ambiguous_wait_s: float = 900.0
+    # Per sender number; 0 disables a limit.
+    sender_messages_per_s: float = 5000.0
+    sender_segments_per_s: float = 5000.0
+    sender_commit_interval_s: float = 0.5
+    # On a rebalance or shutdown, how long in-flight requests may take to finish.
+    sender_drain_wait_s: float = 20.0
+
+    @property
+    def group_id(self) -> str:
+        return self.sender_group_id or f"{self.topic_prefix}sms-sender"
+
+    @property
+    def public_url(self) -> str:
+        return self.sender_public_url.rstrip("/")
