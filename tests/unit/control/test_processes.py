@@ -52,7 +52,8 @@ def test_spawn_writes_pid_and_log_and_stop_terminates(table: ProcessTable) -> No
     assert table.log_tail("svc") == "hello"
     assert os.getpgid(process.pid) == process.pid  # a session of its own
     assert table.stop("svc", "-c import os") is Stopped.TERMINATED
-    assert wait_gone(process.pid)  # stop() reaped it: we are its parent here
+    assert wait_gone(process.pid)
+    process.wait(timeout=5)  # stop() already reaped it (we are its parent here)
     assert not table.pid_file("svc").exists()
 
 
