@@ -25,17 +25,16 @@ class Stopped(StrEnum):
 
 
 def command_line(pid: int) -> str | None:
-    """The process's command line, or None when there is no such (live) process."""
+    """The process's command line; None when there is no such process, "" when it has
+    none to show (a zombie, or a process in the middle of exec)."""
     try:
         raw = Path(f"/proc/{pid}/cmdline").read_bytes()
     except FileNotFoundError:
         return None
     except OSError:
         raw = b""
-    if raw:
+    if raw or Path("/proc/self/cmdline").exists():
         return raw.replace(b"\0", b" ").decode(errors="replace").strip()
-    if Path("/proc/self/cmdline").exists():
-        return None  # Linux: an empty command line is a zombie (or a kernel thread)
     try:  # no procfs (macOS): ask ps
         out = subprocess.run(
             ["ps", "-o", "command=", "-p", str(pid)], capture_output=True, text=True, check=False
@@ -43,6 +42,14 @@ def command_line(pid: int) -> str | None:
     except OSError:
         return None
     return out.stdout.strip() or None
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    return "\nState:\tZ" in status
 
 
 def alive(pid: int) -> bool:
@@ -56,7 +63,7 @@ def alive(pid: int) -> bool:
         done, _ = os.waitpid(pid, os.WNOHANG)
         return done == 0
     except ChildProcessError:
-        return command_line(pid) is not None
+        return not _zombie(pid)
 
 
 @dataclass(frozen=True)
@@ -86,8 +93,14 @@ class ProcessTable:
             return None
 
     def owned(self, pid: int, marker: str) -> bool:
-        line = command_line(pid)
-        return line is not None and marker in line and alive(pid)
+        for _ in range(20):
+            line = command_line(pid)
+            if line is None or not alive(pid):
+                return False
+            if line:
+                return marker in line
+            time.sleep(0.05)  # in the middle of exec: the new command line comes shortly
+        return False
 
     def running(self, name: str, marker: str) -> int | None:
         """The pid of our live process, cleaning a stale pid file on the way."""
