@@ -68,17 +68,9 @@ def main(argv: list[str]) -> int:
         return exc.code
     quiet_logs("apply")
     settings = KafkaSettings.from_env()
-    try:
-        return apply_paths(
-            settings,
-            args.paths,
-            recursive=args.recursive,
-            dry_run=args.dry_run,
-            timeout_s=args.timeout,
-        )
-    except BrokerUnreachable as exc:
-        print(f"smsflow apply: {exc}", file=sys.stderr)
-        return UNREACHABLE
+    return apply_paths(
+        settings, args.paths, recursive=args.recursive, dry_run=args.dry_run, timeout_s=args.timeout
+    )
 
 
 def apply_paths(
@@ -99,13 +91,17 @@ def apply_paths(
     parsed, problems = parse(sources)
     if problems:  # shape errors need no broker
         return _report(problems, err)
-    published = read_catalog(settings, timeout_s)
-    problems = check_batch(parsed, published)
-    if problems:
-        return _report(problems, err)
-    changes = plan((item.document for item in parsed), published)
-    if not dry_run:
-        publish(settings, [c for c in changes if c.outcome is not Outcome.UNCHANGED], timeout_s)
+    try:
+        published = read_catalog(settings, timeout_s)
+        problems = check_batch(parsed, published)
+        if problems:
+            return _report(problems, err)
+        changes = plan((item.document for item in parsed), published)
+        if not dry_run:
+            publish(settings, [c for c in changes if c.outcome is not Outcome.UNCHANGED], timeout_s)
+    except BrokerUnreachable as exc:
+        print(f"smsflow apply: {exc}", file=err)
+        return UNREACHABLE
     suffix = " (dry run)" if dry_run else ""
     for change in changes:
         print(f"{change}{suffix}", file=out)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from collections import Counter
 
 import pytest
@@ -62,9 +63,8 @@ def test_a_replayed_contact_change_sends_one_sms(applied: Stack) -> None:
     produce(applied.settings, CONTACT_CHANGES, [change, change, again])
     (event,) = wait_final(applied, ["replay-1"]).values()
     assert event.status is SmsStatus.DELIVERED
-    # Let any duplicate that was going to happen happen.
     produce(applied.settings, CONTACT_CHANGES, [change])
-    applied.wait(lambda: len(applied.statuses()) > 0, "statuses", 5)
+    time.sleep(3)  # room for a duplicate to show up, had the replay enrolled again
     keys = {e.idempotency_key for e in applied.statuses() if e.contact_id == "replay-1"}
     assert len(keys) == 1
     assert sent_to(applied, ["+358402220001"]) == Counter({"+358402220001": 1})
