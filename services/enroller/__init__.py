@@ -1,0 +1,1 @@
+"""The enroller: contact state, criteria, enrollment rules, ordered dispatch and delays."""

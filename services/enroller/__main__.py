@@ -1,0 +1,93 @@
+"""``smsflow enroller`` / ``python -m services.enroller``: run the enroller in the foreground.
+
+Configuration comes from ``SMSFLOW_*`` variables (see ``settings.py``): the broker, the
+topic prefix, ``SMSFLOW_ENROLLER_PORT`` (health and metrics), ``SMSFLOW_DATA_DIR`` and
+``SMSFLOW_ENROLLER_STORE`` (``memory://`` or ``rocksdb://``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from kafka.errors import KafkaError
+
+from schemas.topics import ACTION_RESULTS, CONTACT_CHANGES
+from services.common.definitions_feed import DefinitionsFeed
+from services.common.kafka import make_consumer
+from services.common.logging import configure_logging, get_logger
+
+from .settings import EnrollerSettings
+
+log = get_logger("services.enroller")
+
+
+class StartupError(RuntimeError):
+    pass
+
+
+def source_partitions(settings: EnrollerSettings, timeout_s: float = 30.0) -> int:
+    """The partition count shared by the source topics (the tables must match it)."""
+    consumer = make_consumer(settings, group_id=None)
+    try:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            counts = {
+                spec.name: len(consumer.partitions_for_topic(settings.topic(spec)) or ())
+                for spec in (CONTACT_CHANGES, ACTION_RESULTS)
+            }
+            if all(counts.values()):
+                break
+            if time.monotonic() > deadline:
+                missing = ", ".join(settings.topic_prefix + n for n, c in counts.items() if not c)
+                raise StartupError(f"topics missing: {missing}; run `smsflow topics create`")
+            time.sleep(0.5)
+    finally:
+        consumer.close()
+    if len(set(counts.values())) != 1:
+        raise StartupError(f"source topics are not co-partitioned: {counts}")
+    return next(iter(counts.values()))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="smsflow enroller", description=__doc__)
+    parser.parse_args(sys.argv[1:] if argv is None else argv)
+    settings = EnrollerSettings.from_env()
+    configure_logging("enroller", level=settings.log_level.upper())
+
+    import faust  # imported late: it is slow to import and needs nothing above
+
+    from .app import Enroller
+    from .definitions import Definitions
+
+    try:
+        partitions = source_partitions(settings)
+        definitions = Definitions()
+        feed = DefinitionsFeed(
+            settings, catalog=definitions.catalog, on_change=definitions.on_change
+        )
+        definitions.lock = feed.lock
+        feed.start(wait_s=60.0)
+    except (StartupError, KafkaError, TimeoutError) as exc:
+        print(f"smsflow enroller: {exc}", file=sys.stderr)
+        return 1
+    enroller = Enroller(settings, definitions, partitions)
+    worker = faust.Worker(
+        enroller.app,
+        loglevel="WARN",
+        redirect_stdouts=False,
+        quiet=True,
+    )
+    log.info("service_starting", app_id=settings.app_id, partitions=partitions)
+    try:
+        worker.execute_from_commandline()
+    except SystemExit as exc:
+        return int(exc.code or 0) if not isinstance(exc.code, str) else 1
+    finally:
+        feed.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,382 @@
+"""faust wiring: topics, tables, the agent, the timer and the web pages. No decisions here.
+
+One agent (``enroll_contacts``) reads ``contact-changes`` and ``action-results`` together:
+both are keyed by contact and co-partitioned, so every record of a contact is handled by
+one task, in order, with that contact's state (table ``contacts``) on the same partition.
+A timer (``fire_timers``) ends due delays and deferrals, re-sends commands after a restart
+and runs ``enroll_existing`` scans; it writes the same table, which is safe because every
+read-modify-write of a contact happens without an ``await`` in between and the table
+partitions by key (``use_partitioner``), exactly like the producers of the source topics.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from typing import Any
+
+import faust
+from faust.types import EventT
+from kafka.partitioner.default import murmur2
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from structlog.contextvars import bind_contextvars, clear_contextvars
+
+from schemas.topics import ACTION_RESULTS, ACTIONS, CONTACT_CHANGES, DEAD_LETTERS, ENROLLMENT_EVENTS
+from services.common.codec import DecodeError, encode
+from services.common.dead_letters import dead_letter
+from services.common.logging import get_logger
+
+from . import metrics
+from .definitions import Definitions
+from .engine import ContactEngine, InvalidRecord
+from .existing import turned_on
+from .inbound import decode_inbound
+from .index import CompiledWorkflow
+from .settings import EnrollerSettings
+from .state import decode_state, encode_state
+from .timers import TimerQueue
+
+log = get_logger("services.enroller")
+RAW = faust.Schema(key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
+TABLE_SCHEMA = faust.Schema(
+    key_type=str, value_type=bytes, key_serializer="raw", value_serializer="raw"
+)
+SCAN_YIELD_EVERY = 200  # contacts per event-loop turn in an enroll_existing scan
+
+
+def partition_of(key: str, partitions: int) -> int:
+    """The partition Kafka's default partitioner (murmur2) gives a key."""
+    return (murmur2(key.encode()) & 0x7FFFFFFF) % partitions
+
+
+class Enroller:
+    def __init__(self, settings: EnrollerSettings, definitions: Definitions, partitions: int):
+        self.settings = settings
+        self.definitions = definitions
+        self.partitions = partitions
+        self.timers = TimerQueue()
+        self.ready = False
+        self._actives: set[int] | None = None
+        self._marks_seen: tuple[int, frozenset[int]] | None = None
+        self._mark_keys: dict[int, str] = {}
+        self.app = self._make_app()
+        app = self.app
+        self.changes_topic = settings.topic(CONTACT_CHANGES)
+        self.results_topic = settings.topic(ACTION_RESULTS)
+        self.sources = app.topic(self.changes_topic, self.results_topic, schema=RAW)
+        self.actions = app.topic(settings.topic(ACTIONS), schema=RAW)
+        self.events = app.topic(settings.topic(ENROLLMENT_EVENTS), schema=RAW)
+        self.dead_letters = app.topic(settings.topic(DEAD_LETTERS), schema=RAW)
+        options = self._store_options()
+        self.contacts = app.Table(
+            "contacts",
+            schema=TABLE_SCHEMA,
+            partitions=partitions,
+            use_partitioner=True,
+            options=options,
+            help="Per contact: properties, recent change ids, enrollments.",
+        )
+        self.marks = app.Table(
+            "existing-scans",
+            schema=TABLE_SCHEMA,
+            partitions=partitions,
+            use_partitioner=True,
+            options=options,
+            help="Per partition: workflows acted on for enroll_existing.",
+        )
+        self.agent = app.agent(self.sources, name="enroll_contacts", concurrency=1)(
+            self._agent_fun()
+        )
+        app.timer(settings.enroller_timer_interval_s, name="fire_timers")(self._timer_fun())
+        self._add_pages()
+
+    # ------------------------------------------------------------ set-up
+
+    def _make_app(self) -> faust.App:
+        s = self.settings
+        options: dict[str, Any] = {}
+        if s.kafka_sasl_mechanism:
+            options["broker_credentials"] = faust.SASLCredentials(
+                username=s.kafka_sasl_username or "",
+                password=s.kafka_sasl_password.get_secret_value() if s.kafka_sasl_password else "",
+                mechanism=s.kafka_sasl_mechanism,
+            )
+        return faust.App(
+            id=s.app_id,
+            broker=[f"kafka://{server}" for server in s.kafka_bootstrap_servers.split(",")],
+            store=s.enroller_store,
+            topic_partitions=self.partitions,
+            topic_replication_factor=s.replication_factor,
+            topic_allow_declare=True,  # the changelog topics are faust's to create
+            topic_disable_leader=True,
+            processing_guarantee="at_least_once",
+            broker_commit_interval=s.enroller_commit_interval_s,
+            consumer_auto_offset_reset="earliest",
+            producer_acks=-1,
+            web_bind=s.enroller_host,
+            web_port=s.enroller_port,
+            web_in_thread=False,
+            datadir=str(s.data_dir / "enroller"),
+            key_serializer="raw",
+            value_serializer="raw",
+            autodiscover=False,
+            **options,
+        )
+
+    def _store_options(self) -> dict[str, Any] | None:
+        if not self.settings.enroller_store.startswith("rocksdb"):
+            return None
+        # rocksdict's default block cache is 2 GiB per partition database: far too much.
+        return {
+            "driver": "rocksdict",
+            "block_cache_size": self.settings.enroller_rocksdb_cache_mb << 20,
+        }
+
+    def _agent_fun(self) -> Any:
+        async def enroll_contacts(stream: faust.StreamT[bytes]) -> None:
+            async for event in stream.events():
+                await self.handle_record(event)
+
+        return enroll_contacts
+
+    def _timer_fun(self) -> Any:
+        async def fire_timers() -> None:
+            try:
+                await self.tick(time.time())
+            except Exception:  # the timer must keep running; the next tick retries
+                log.exception("timer_failed")
+
+        return fire_timers
+
+    def _add_pages(self) -> None:
+        enroller = self
+
+        async def healthz(view: Any, request: Any) -> Any:
+            return view.json({"ok": enroller.ready}, status=200 if enroller.ready else 503)
+
+        async def prometheus(view: Any, request: Any) -> Any:
+            return view.bytes(generate_latest(), content_type=CONTENT_TYPE_LATEST)
+
+        self.app.page("/healthz")(healthz)
+        self.app.page("/metrics")(prometheus)
+
+    # ------------------------------------------------------------ records
+
+    async def handle_record(self, event: EventT) -> None:
+        """One record of either source topic; never raises (faust would skip it silently)."""
+        message = event.message
+        started = time.perf_counter()
+        clear_contextvars()
+        bind_contextvars(service="enroller")
+        key = message.key.decode("utf-8", "replace") if message.key is not None else None
+        bind_contextvars(
+            topic=message.topic, partition=message.partition, offset=message.offset, key=key
+        )
+        try:
+            record = decode_inbound(message.topic, message.value, self._source_names())
+            if key is None or key != record.key:
+                raise InvalidRecord(f"record key {key!r} is not the contact key {record.key!r}")
+            engine = self._engine(key, time.time())
+            if record.event_type == "contact.changed":
+                engine.apply_change(record)  # type: ignore[arg-type]
+                handled = "change_applied"
+            else:
+                engine.apply_result(record)  # type: ignore[arg-type]
+                handled = "result_applied"
+            self._store(key, engine)
+            await self._emit(key, engine)
+        except (DecodeError, InvalidRecord) as exc:
+            await self._dead_letter(event, exc.reason, exc)
+            return
+        except Exception as exc:  # a bug must not stop the partition: park the record
+            log.exception("record_failed")
+            await self._dead_letter(event, f"unexpected {type(exc).__name__}: {exc}", exc)
+            return
+        finally:
+            metrics.HANDLE_SECONDS.observe(time.perf_counter() - started)
+        metrics.RECORDS.labels(_short(message.topic), "handled").inc()
+        self._log(handled, engine)
+
+    def _source_names(self) -> dict[str, str]:
+        return {self.changes_topic: "contact.changed", self.results_topic: "action.completed"}
+
+    def _engine(self, key: str, now: float) -> ContactEngine:
+        return ContactEngine(
+            self.definitions.index(),
+            key,
+            decode_state(self.contacts.get(key)),
+            now,
+            self.settings.enroller_dedupe_window,
+        )
+
+    def _store(self, key: str, engine: ContactEngine) -> None:
+        """Write the contact back (synchronously: no other task sees a half-applied record)."""
+        if not engine.effects.dirty:
+            return
+        self.contacts[key] = encode_state(engine.state)
+        self.timers.schedule(key, engine.state.next_due())
+
+    async def _emit(self, key: str, engine: ContactEngine) -> None:
+        raw_key = key.encode()
+        for decision in engine.effects.events:
+            metrics.DECISIONS.labels(decision.decision.value).inc()
+            await self.events.send(key=raw_key, value=encode(decision))
+        for command in engine.effects.commands:
+            metrics.COMMANDS.labels(command.action.type).inc()
+            await self.actions.send(key=raw_key, value=encode(command))
+
+    async def _dead_letter(self, event: EventT, reason: str, error: BaseException) -> None:
+        message = event.message
+        letter = dead_letter(
+            service="enroller",
+            topic=message.topic,
+            partition=message.partition,
+            offset=message.offset,
+            key=message.key,
+            value=message.value,
+            reason=reason,
+            error=error,
+        )
+        metrics.DEAD_LETTERS.labels(_short(message.topic)).inc()
+        metrics.RECORDS.labels(_short(message.topic), "dead_lettered").inc()
+        log.warning("record_dead_lettered", reason=reason, error_type=letter.error_type)
+        try:
+            await self.dead_letters.send(key=message.key, value=encode(letter))
+        except Exception:
+            log.exception("dead_letter_failed")
+
+    def _log(self, handled: str, engine: ContactEngine) -> None:
+        effects = engine.effects
+        fields: dict[str, Any] = {}
+        if effects.events:
+            fields["decisions"] = [
+                f"{e.decision.value}:{e.workflow_id}" + (f":{e.reason}" if e.reason else "")
+                for e in effects.events
+            ]
+        if effects.commands:
+            fields["dispatched"] = [c.action_id for c in effects.commands]
+        for note in effects.notes:
+            fields.setdefault("notes", []).append({"event": note.event, **note.fields})
+        log.info(handled, **fields)
+
+    # ------------------------------------------------------------ timer
+
+    async def tick(self, now: float) -> None:
+        """Timers, and the bookkeeping a new partition assignment or definition calls for."""
+        app = self.app
+        if app.rebalancing or not app.tables.recovery.completed.is_set():
+            return
+        actives = {
+            tp.partition for tp in app.assignor.assigned_actives() if tp.topic == self.changes_topic
+        }
+        if actives != self._actives:
+            await self._take_over(actives)
+        await self._check_turned_on(actives)
+        for key in self.timers.pop_due(now):
+            clear_contextvars()
+            bind_contextvars(service="enroller", key=key)
+            try:
+                engine = self._engine(key, now)
+                engine.fire_due()
+                self._store(key, engine)
+                await self._emit(key, engine)
+            except Exception:
+                log.exception("timer_failed")
+                continue
+            if engine.effects.dirty:
+                metrics.TIMERS_FIRED.inc()
+                self._log("timer_fired", engine)
+        metrics.TIMERS_PENDING.set(len(self.timers))
+
+    def _owned_keys(self, actives: set[int]) -> list[str]:
+        return [
+            k for k in list(self.contacts.keys()) if partition_of(k, self.partitions) in actives
+        ]
+
+    async def _take_over(self, actives: set[int]) -> None:
+        """New assignment: rebuild the timer heap; re-send commands that may have been lost."""
+        gained = actives - (self._actives or set())
+        self._actives = actives
+        self.timers.clear()
+        now = time.time()
+        resend: list[str] = []
+        for key in self._owned_keys(actives):
+            state = decode_state(self.contacts.get(key))
+            if state is None:
+                continue
+            self.timers.schedule(key, state.next_due())
+            if partition_of(key, self.partitions) in gained and state.enrollments:
+                resend.append(key)
+        for key in resend:
+            engine = self._engine(key, now)
+            engine.resend_pending()
+            if engine.effects.commands:
+                await self._emit(key, engine)
+                log.info(
+                    "commands_resent",
+                    key=key,
+                    dispatched=[c.action_id for c in engine.effects.commands],
+                )
+        if not self.ready:
+            self.ready = True
+            log.info("service_ready", partitions=sorted(actives), timers=len(self.timers))
+
+    # ------------------------------------------------------------ enroll_existing
+
+    async def _check_turned_on(self, actives: set[int]) -> None:
+        index = self.definitions.index()
+        seen = (index.version, frozenset(actives))
+        if seen == self._marks_seen:
+            return
+        for partition in sorted(actives):
+            mark_key = self._mark_key(partition)
+            marks = json.loads(self.marks.get(mark_key) or b"{}")
+            to_scan, updated = turned_on(index, marks)
+            for workflow in to_scan:
+                await self._scan_existing(partition, workflow)
+            if updated != marks:
+                self.marks[mark_key] = json.dumps(updated, separators=(",", ":")).encode()
+        self._marks_seen = seen
+
+    async def _scan_existing(self, partition: int, workflow: CompiledWorkflow) -> None:
+        keys = [
+            k
+            for k in list(self.contacts.keys())
+            if k.startswith(f"{workflow.account_id}:")
+            and partition_of(k, self.partitions) == partition
+        ]
+        enrolled = 0
+        for number, key in enumerate(keys, 1):
+            engine = self._engine(key, time.time())
+            engine.enroll_existing(workflow)
+            self._store(key, engine)
+            if engine.effects.events:
+                enrolled += 1
+                await self._emit(key, engine)
+            if number % SCAN_YIELD_EVERY == 0:
+                await asyncio.sleep(0)
+        log.info(
+            "existing_scanned",
+            workflow=workflow.workflow_id,
+            account=workflow.account_id,
+            partition=partition,
+            contacts=len(keys),
+            decided=enrolled,
+        )
+
+    def _mark_key(self, partition: int) -> str:
+        """A key of the marks table that the default partitioner puts on ``partition``."""
+        key = self._mark_keys.get(partition)
+        if key is None:
+            key = next(
+                candidate
+                for candidate in (f"partition-{partition}-{n}" for n in range(100_000))
+                if partition_of(candidate, self.partitions) == partition
+            )
+            self._mark_keys[partition] = key
+        return key
+
+
+def _short(topic: str) -> str:
+    return topic.rsplit(".", 1)[-1] if "." in topic else topic

@@ -1,0 +1,45 @@
+"""What handling one record asks the edges to do: commands, decisions, log notes.
+
+Every emitted event gets a deterministic ``event_id`` derived from what caused it, so a
+record handled twice (at-least-once delivery, a restart) emits events with the same ids,
+which consumers can de-duplicate; the business keys (``enrollment_id``, ``action_id``) never
+depend on time or randomness either.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from schemas.actions import ActionCommand
+from schemas.enrollment import EnrollmentEvent
+
+_NAMESPACE = uuid.UUID("5b0f7d0e-6a43-4c1e-9f7a-2f0d5e8c9a11")
+
+
+def derived_id(*parts: object) -> str:
+    return uuid.uuid5(_NAMESPACE, "|".join(str(p) for p in parts)).hex
+
+
+@dataclass(frozen=True, slots=True)
+class Note:
+    """Something worth one log field set that is not an event (an ignored result ...)."""
+
+    event: str
+    fields: dict[str, Any]
+
+
+@dataclass(slots=True)
+class Effects:
+    commands: list[ActionCommand] = field(default_factory=list)
+    events: list[EnrollmentEvent] = field(default_factory=list)
+    notes: list[Note] = field(default_factory=list)
+    dirty: bool = False  # the contact's state changed and must be written
+
+    def note(self, event: str, **fields: Any) -> None:
+        self.notes.append(Note(event, fields))
+
+    @property
+    def empty(self) -> bool:
+        return not (self.commands or self.events or self.dirty)

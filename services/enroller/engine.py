@@ -1,0 +1,353 @@
+"""Applying one record to one contact: the enroller's decisions, without any I/O.
+
+``ContactEngine`` takes a contact's state, the workflow index and ``now``; its entry points
+(a contact change, an action result, due timers, a workflow turned on, a restart) mutate
+that state and collect ``Effects``. The faust agents only decode, call, write and produce.
+
+Ordered dispatch: an enrollment has at most one action out at a time. Step k+1 is sent
+only once the result of step k is in, after the property write the result carries has been
+applied (and evaluated) like any contact change, so the next command sees it.
+"""
+
+from __future__ import annotations
+
+from schemas.actions import ActionCommand, ActionOutcome, ActionResult
+from schemas.contacts import ContactChange, PropertyValue
+from schemas.definitions import Delay, ManageSubscription, SetMarketingContactStatus
+from schemas.enrollment import EnrollmentDecision, EnrollmentEvent, action_id, enrollment_id
+
+from . import rules
+from .delays import delay_end
+from .effects import Effects, derived_id
+from .index import CompiledWorkflow, WorkflowIndex
+from .rules import Kind, Reason, Verdict
+from .state import ContactState, Enrollment, Status, split_key
+
+DEFAULT_DEDUPE_WINDOW = 24
+DEFERRED_WITHOUT_TIME_S = 300.0  # a deferral that names no retry time is retried this late
+# Actions that write consent or marketing status: never run for a workflow that is off.
+PROPERTY_WRITES = (ManageSubscription, SetMarketingContactStatus)
+
+
+class InvalidRecord(ValueError):
+    """A record that can never be applied (it belongs to another contact ...): dead-letter it."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class ContactEngine:
+    def __init__(
+        self,
+        index: WorkflowIndex,
+        key: str,
+        state: ContactState | None,
+        now: float,
+        dedupe_window: int = DEFAULT_DEDUPE_WINDOW,
+    ) -> None:
+        try:
+            self.account_id, self.contact_id = split_key(key)
+        except ValueError as exc:
+            raise InvalidRecord(str(exc)) from exc
+        self.index = index
+        self.key = key
+        self.state = state if state is not None else ContactState()
+        self.now = now
+        self.dedupe_window = dedupe_window
+        self.effects = Effects()
+
+    # ------------------------------------------------------------ entry points
+
+    def apply_change(self, change: ContactChange) -> None:
+        if (change.account_id, change.contact_id) != (self.account_id, self.contact_id):
+            raise InvalidRecord(
+                f"change for {change.account_id}:{change.contact_id} under key {self.key}"
+            )
+        state = self.state
+        existed = not state.deleted and bool(state.seen)
+        if not state.remember(change.event_id, self.dedupe_window):
+            self.effects.note("change_duplicate", change=change.event_id)
+            return
+        self.effects.dirty = True
+        cause = change.event_id
+        if change.deleted:
+            for workflow_id in list(state.enrollments):
+                workflow = self.index.workflow(self.account_id, workflow_id)
+                self._end(
+                    workflow_id, workflow, Verdict(Kind.UNENROLL, Reason.CONTACT_DELETED), cause
+                )
+            state.properties = {}
+            state.deleted = True
+            return
+        if not existed:
+            state.deleted = False
+            state.properties = {}
+        properties = state.properties
+        old: dict[str, PropertyValue] = {}
+        for name, value in change.properties.items():
+            previous = properties.get(name)
+            if value is None:
+                properties.pop(name, None)
+            else:
+                properties[name] = value
+            if previous != value and name not in old:
+                old[name] = previous
+        candidates = self.index.candidates(self.account_id, old, created=not existed)
+        if not candidates:
+            return
+        before: dict[str, PropertyValue] | None = None
+        if existed:
+            before = dict(properties)
+            for name, value in old.items():
+                if value is None:
+                    before.pop(name, None)
+                else:
+                    before[name] = value
+        for workflow in candidates:
+            wid = workflow.workflow_id
+            verdict = rules.on_change(
+                workflow,
+                before,
+                properties,
+                old,
+                enrolled=wid in state.enrollments,
+                times_enrolled=state.sequences.get(wid, 0),
+            )
+            if verdict is not None:
+                self._apply(workflow, verdict, cause)
+
+    def apply_result(self, result: ActionResult) -> None:
+        self._check_result(result)
+        if result.contact_change is not None:
+            self.apply_change(result.contact_change)
+        enrollment = self.state.enrollments.get(result.workflow_id)
+        if (
+            enrollment is None
+            or enrollment.status is not Status.AWAITING
+            or enrollment.step != result.step
+            or self._enrollment_id(result.workflow_id, enrollment) != result.enrollment_id
+        ):
+            self.effects.note("result_ignored", action=result.action_id, reason="not_pending")
+            return
+        self.effects.dirty = True
+        workflow = self.index.workflow(self.account_id, result.workflow_id)
+        cause = result.event_id
+        if result.outcome is ActionOutcome.DEFERRED:
+            retry_at = result.retry_at.timestamp() if result.retry_at else None
+            enrollment.status = Status.DEFERRED
+            enrollment.due = (
+                retry_at if retry_at is not None else self.now + DEFERRED_WITHOUT_TIME_S
+            )
+            self.effects.note("action_deferred", action=result.action_id, due=enrollment.due)
+            return
+        if result.outcome is ActionOutcome.FAILED:
+            # HubSpot logs an action error and moves the enrollment on to the next action.
+            self.effects.note("action_failed", action=result.action_id, reason=result.reason)
+        self._advance(result.workflow_id, workflow, enrollment, result.step + 1, cause)
+
+    def fire_due(self) -> None:
+        """Ends the delays and deferrals whose time has come."""
+        for workflow_id, enrollment in list(self.state.enrollments.items()):
+            if enrollment.due is None or enrollment.due > self.now:
+                continue
+            self.effects.dirty = True
+            workflow = self.index.workflow(self.account_id, workflow_id)
+            cause = f"timer:{enrollment.sequence}:{enrollment.step}:{enrollment.attempt}"
+            enrollment.due = None
+            if enrollment.status is Status.DELAYED:
+                self._advance(workflow_id, workflow, enrollment, enrollment.step + 1, cause)
+            else:  # DEFERRED: the same action again, with a fresh contact snapshot
+                self._advance(
+                    workflow_id,
+                    workflow,
+                    enrollment,
+                    enrollment.step,
+                    cause,
+                    enrollment.attempt + 1,
+                )
+
+    def enroll_existing(self, workflow: CompiledWorkflow) -> None:
+        state = self.state
+        if state.deleted or not state.seen:
+            return
+        wid = workflow.workflow_id
+        verdict = rules.on_turned_on(
+            workflow,
+            state.properties,
+            enrolled=wid in state.enrollments,
+            times_enrolled=state.sequences.get(wid, 0),
+        )
+        if verdict is not None:
+            self._apply(workflow, verdict, f"existing:{workflow.revision}")
+
+    def resend_pending(self) -> None:
+        """After a restart or rebalance: re-send every command still waiting for its result.
+
+        The command may have been lost with the process that wrote the state; the copy has
+        the same ``action_id`` and ``event_id``, and a second result is ignored as stale.
+        """
+        for workflow_id, enrollment in self.state.enrollments.items():
+            if enrollment.status is not Status.AWAITING:
+                continue
+            workflow = self.index.workflow(self.account_id, workflow_id)
+            if workflow is None or enrollment.step >= len(workflow.actions):
+                continue  # the next timer, result or change ends it
+            self.effects.commands.append(self._command(workflow, enrollment))
+
+    # ------------------------------------------------------------ decisions
+
+    def _apply(self, workflow: CompiledWorkflow, verdict: Verdict, cause: str) -> None:
+        wid = workflow.workflow_id
+        if verdict.enrolls:
+            sequence = self.state.sequences.get(wid, 0) + 1
+            self.state.sequences[wid] = sequence
+            enrollment = Enrollment(sequence=sequence, step=0, status=Status.AWAITING)
+            self.state.enrollments[wid] = enrollment
+            self.effects.dirty = True
+            decision = (
+                EnrollmentDecision.ENROLLED
+                if verdict.kind is Kind.ENROLL
+                else EnrollmentDecision.REENROLLED
+            )
+            self._event(workflow, decision, verdict, cause, enrollment)
+            self._advance(wid, workflow, enrollment, 0, cause)
+        elif verdict.kind is Kind.UNENROLL:
+            self._end(wid, workflow, verdict, cause)
+        else:
+            self._event(workflow, EnrollmentDecision.NOT_ENROLLED, verdict, cause, None)
+
+    def _advance(
+        self,
+        workflow_id: str,
+        workflow: CompiledWorkflow | None,
+        enrollment: Enrollment,
+        step: int,
+        cause: str,
+        attempt: int = 1,
+    ) -> None:
+        """Run the enrollment from ``step`` until an action is out, a delay waits, or it ends."""
+        properties = self.state.properties
+        while True:
+            stop = rules.before_step(workflow, properties)
+            if stop is not None:
+                self._end(workflow_id, workflow, stop, cause)
+                return
+            assert workflow is not None
+            if step >= len(workflow.actions):
+                self._complete(workflow, enrollment, cause)
+                return
+            action = workflow.actions[step]
+            enrollment.step, enrollment.attempt, enrollment.due = step, attempt, None
+            if isinstance(action, Delay):
+                end = delay_end(action, properties, self.index.time_zone(self.account_id), self.now)
+                if end.due is not None:
+                    enrollment.status, enrollment.due = Status.DELAYED, end.due
+                    return
+                self.effects.note("delay_skipped", workflow=workflow_id, step=step, why=end.note)
+            elif isinstance(action, PROPERTY_WRITES) and not workflow.enabled:
+                self.effects.note(
+                    "action_skipped", workflow=workflow_id, step=step, reason="workflow_disabled"
+                )
+            else:
+                enrollment.status = Status.AWAITING
+                self.effects.commands.append(self._command(workflow, enrollment))
+                return
+            step, attempt = step + 1, 1
+
+    def _complete(self, workflow: CompiledWorkflow, enrollment: Enrollment, cause: str) -> None:
+        del self.state.enrollments[workflow.workflow_id]
+        self.effects.dirty = True
+        self._event(workflow, EnrollmentDecision.COMPLETED, None, cause, enrollment)
+
+    def _end(
+        self, workflow_id: str, workflow: CompiledWorkflow | None, verdict: Verdict, cause: str
+    ) -> None:
+        enrollment = self.state.enrollments.pop(workflow_id, None)
+        if enrollment is None:
+            return
+        self.effects.dirty = True
+        self._event(
+            workflow,
+            EnrollmentDecision.UNENROLLED,
+            verdict,
+            cause,
+            enrollment,
+            workflow_id=workflow_id,
+        )
+
+    # ------------------------------------------------------------ outputs
+
+    def _enrollment_id(self, workflow_id: str, enrollment: Enrollment) -> str:
+        return enrollment_id(self.account_id, workflow_id, self.contact_id, enrollment.sequence)
+
+    def _command(self, workflow: CompiledWorkflow, enrollment: Enrollment) -> ActionCommand:
+        enrollment_key = self._enrollment_id(workflow.workflow_id, enrollment)
+        step_id = action_id(enrollment_key, enrollment.step)
+        return ActionCommand(
+            event_id=derived_id("command", step_id, enrollment.attempt),
+            action_id=step_id,
+            account_id=self.account_id,
+            contact_id=self.contact_id,
+            workflow_id=workflow.workflow_id,
+            workflow_revision=workflow.revision,
+            enrollment_id=enrollment_key,
+            step=enrollment.step,
+            attempt=enrollment.attempt,
+            action=workflow.actions[enrollment.step],
+            contact=dict(self.state.properties),
+        )
+
+    def _event(
+        self,
+        workflow: CompiledWorkflow | None,
+        decision: EnrollmentDecision,
+        verdict: Verdict | None,
+        cause: str,
+        enrollment: Enrollment | None,
+        workflow_id: str | None = None,
+    ) -> None:
+        wid = workflow.workflow_id if workflow is not None else workflow_id
+        assert wid is not None
+        reason = None
+        if verdict is not None:
+            reason = verdict.reason.value
+            if verdict.detail:
+                reason = f"{reason}:{verdict.detail}"
+        enrollment_key = None if enrollment is None else self._enrollment_id(wid, enrollment)
+        self.effects.events.append(
+            EnrollmentEvent(
+                event_id=derived_id("enrollment", self.key, wid, decision.value, cause),
+                account_id=self.account_id,
+                contact_id=self.contact_id,
+                workflow_id=wid,
+                workflow_revision=workflow.revision if workflow is not None else 1,
+                decision=decision,
+                enrollment_id=enrollment_key,
+                sequence=None if enrollment is None else enrollment.sequence,
+                reason=reason,
+            )
+        )
+
+    def _check_result(self, result: ActionResult) -> None:
+        if (result.account_id, result.contact_id) != (self.account_id, self.contact_id):
+            raise InvalidRecord(
+                f"result for {result.account_id}:{result.contact_id} under key {self.key}"
+            )
+        prefix = f"{self.account_id}/{result.workflow_id}/{self.contact_id}/"
+        sequence = result.enrollment_id.removeprefix(prefix)
+        if not result.enrollment_id.startswith(prefix) or not sequence.isdigit():
+            raise InvalidRecord(
+                f"enrollment_id {result.enrollment_id!r} is not an enrollment of "
+                f"{self.key} in {result.workflow_id}"
+            )
+        if result.action_id != action_id(result.enrollment_id, result.step):
+            raise InvalidRecord(
+                f"action_id {result.action_id!r} is not step {result.step} of {result.enrollment_id}"
+            )
+        change = result.contact_change
+        if change is not None and (change.account_id, change.contact_id) != (
+            self.account_id,
+            self.contact_id,
+        ):
+            raise InvalidRecord("the result's contact_change is for another contact")

@@ -1,0 +1,25 @@
+"""The enroller's configuration (``SMSFLOW_*`` environment variables), built once in ``__main__``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from services.common.settings import KafkaSettings
+
+
+class EnrollerSettings(KafkaSettings):
+    enroller_host: str = "0.0.0.0"  # health and metrics are scraped from outside the pod
+    enroller_port: int = 6066
+    data_dir: Path = Path(".smsflow/data")
+    # "memory://" replays the changelog on start; "rocksdb://" keeps state on disk (rocksdict).
+    enroller_store: str = "memory://"
+    enroller_rocksdb_cache_mb: int = 64  # block cache per partition database
+    enroller_timer_interval_s: float = 0.5  # how often due delays and deferrals are looked for
+    enroller_dedupe_window: int = 24  # latest change ids remembered per contact
+    enroller_commit_interval_s: float = 1.0
+    log_level: str = "INFO"
+
+    @property
+    def app_id(self) -> str:
+        """faust's app id: the consumer group and the prefix of the changelog topics."""
+        return f"{self.topic_prefix}enroller"
