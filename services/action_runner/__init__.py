@@ -1,0 +1,1 @@
+"""The action runner: consent ledger, marketing status, SMS send gates, rendering, keywords."""

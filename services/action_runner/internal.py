@@ -1,0 +1,51 @@
+"""The runner's own topics (created by faust, named after the app) and what they carry.
+
+They re-key work between the two keyings the runner sees: contacts (``account:contact``,
+like ``actions``) and numbers (``account:+E164``, like ``sms-inbound``).
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from schemas.envelope import Id, contact_key
+from schemas.subscriptions import ConsentSource, SubscriptionStatus
+
+# Contact changes re-keyed by number: keeps the number -> contacts index.
+PHONE_INDEX = "phone-index"
+# Wide consent changes re-keyed by contact: applied where the contact's ledger lives.
+CONSENT_COMMANDS = "consent-commands"
+
+
+class _Internal(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    event_id: str = Field(min_length=1)
+
+
+class PhoneIndexUpdate(_Internal):
+    """Contact ``contact_id`` has (``present``) or no longer has number ``phone``."""
+
+    account_id: Id
+    phone: str = Field(pattern=r"^\+[1-9]\d{6,14}$")
+    contact_id: Id
+    present: bool
+
+    @property
+    def key(self) -> str:
+        return f"{self.account_id}:{self.phone}"
+
+
+class WideConsentCommand(_Internal):
+    """Opt a contact out of (or back in to) all SMS, because of what its number did."""
+
+    account_id: Id
+    contact_id: Id
+    status: SubscriptionStatus
+    source: ConsentSource
+    source_id: str | None = None
+    phone_masked: str | None = None
+
+    @property
+    def key(self) -> str:
+        return contact_key(self.account_id, self.contact_id)

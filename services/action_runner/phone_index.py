@@ -1,0 +1,98 @@
+"""The number -> contacts index that inbound replies need, and the per-number opt-out.
+
+Two halves, one per keying: ``ContactNumbers`` (contact-keyed) remembers each contact's
+``mobilephone``/``phone`` so a partial update can tell which numbers it gained and lost;
+``NumberEntry`` (number-keyed) lists the contacts that have a number and whether the
+number opted out. A contact that later gains an opted-out number is opted out too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict
+
+from schemas.contacts import ContactChange, PropertyValue
+from schemas.subscriptions import ConsentSource, SubscriptionStatus
+from services.action_runner.idempotency import emission_id
+from services.action_runner.internal import PhoneIndexUpdate, WideConsentCommand
+from services.common.masking import mask_phone
+
+PHONE_PROPERTIES = ("mobilephone", "phone")
+
+Normalizer = Callable[[PropertyValue], str | None]
+
+
+class ContactNumbers(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    raw: dict[str, PropertyValue] = {}
+    numbers: list[str] = []
+
+
+class NumberEntry(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    contacts: list[str] = []
+    opted_out: bool = False
+    source: ConsentSource | None = None
+    source_id: str | None = None
+    at: datetime | None = None
+
+
+def touches_numbers(change: ContactChange) -> bool:
+    return change.deleted or any(p in change.properties for p in PHONE_PROPERTIES)
+
+
+def diff_numbers(
+    known: ContactNumbers | None, change: ContactChange, normalize: Normalizer
+) -> tuple[ContactNumbers, list[PhoneIndexUpdate]]:
+    """The contact's numbers after ``change`` and the index updates that follow from it."""
+    known = known or ContactNumbers()
+    if change.deleted:
+        after = ContactNumbers()
+    else:
+        raw = dict(known.raw)
+        raw.update({p: change.properties[p] for p in PHONE_PROPERTIES if p in change.properties})
+        numbers = sorted({n for n in map(normalize, raw.values()) if n is not None})
+        after = ContactNumbers(raw=raw, numbers=numbers)
+    before = set(known.numbers)
+    updates = [
+        PhoneIndexUpdate(
+            event_id=emission_id(change.event_id, phone, present),
+            account_id=change.account_id,
+            phone=phone,
+            contact_id=change.contact_id,
+            present=present,
+        )
+        for phone, present in [(n, False) for n in sorted(before - set(after.numbers))]
+        + [(n, True) for n in sorted(set(after.numbers) - before)]
+    ]
+    return after, updates
+
+
+def apply_update(
+    entry: NumberEntry | None, update: PhoneIndexUpdate
+) -> tuple[NumberEntry, WideConsentCommand | None]:
+    """The number's entry after ``update``; a contact joining an opted-out number is opted
+    out as well (the number's opt-out outlives the contacts that had it)."""
+    entry = entry or NumberEntry()
+    contacts = set(entry.contacts)
+    joined = update.present and update.contact_id not in contacts
+    if update.present:
+        contacts.add(update.contact_id)
+    else:
+        contacts.discard(update.contact_id)
+    after = entry.model_copy(update={"contacts": sorted(contacts)})
+    if not (joined and entry.opted_out and entry.source is not None):
+        return after, None
+    return after, WideConsentCommand(
+        event_id=emission_id(update.event_id, "inherit-opt-out"),
+        account_id=update.account_id,
+        contact_id=update.contact_id,
+        status=SubscriptionStatus.UNSUBSCRIBED,
+        source=entry.source,
+        source_id=entry.source_id,
+        phone_masked=mask_phone(update.phone),
+    )

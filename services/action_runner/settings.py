@@ -1,0 +1,22 @@
+"""The action runner's settings (``SMSFLOW_*``), built once in ``__main__``."""
+
+from __future__ import annotations
+
+from services.common.settings import KafkaSettings
+
+
+class RunnerSettings(KafkaSettings):
+    action_runner_port: int = 6067
+    action_runner_bind: str = "127.0.0.1"
+    # faust table stores: "memory://" rebuilds from the changelogs on start; "rocksdb://"
+    # (with the rocksdb extra) resumes from local files under data_dir.
+    action_runner_store: str = "memory://"
+    data_dir: str = ".smsflow/data"
+    log_level: str = "INFO"
+    # Bodies over this many segments are skipped as too_long (HubSpot-like carriers bill <=10).
+    max_segments: int = 10
+    # How long an action waits for consent changes already written (STOP, opt-outs) to be
+    # applied before it is decided; past it, the ledger counts as unreadable (fail closed).
+    consent_barrier_timeout_s: float = 10.0
+    # How long a command naming a definition not yet read waits for it to arrive.
+    definitions_grace_s: float = 2.0
