@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from typing import cast
 
 from kafka.errors import KafkaError
 
@@ -53,7 +54,7 @@ def source_partitions(settings: EnrollerSettings, timeout_s: float = 30.0) -> in
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="smsflow enroller", description=__doc__)
     parser.parse_args(sys.argv[1:] if argv is None else argv)
-    settings = EnrollerSettings.from_env()
+    settings = cast(EnrollerSettings, EnrollerSettings.from_env())
     configure_logging("enroller", level=settings.log_level.upper())
 
     import faust  # imported late: it is slow to import and needs nothing above

@@ -22,6 +22,7 @@ from kafka.partitioner.default import murmur2
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from structlog.contextvars import bind_contextvars, clear_contextvars
 
+from schemas.contacts import ContactChange
 from schemas.topics import ACTION_RESULTS, ACTIONS, CONTACT_CHANGES, DEAD_LETTERS, ENROLLMENT_EVENTS
 from services.common.codec import DecodeError, encode
 from services.common.dead_letters import dead_letter
@@ -38,8 +39,10 @@ from .state import decode_state, encode_state
 from .timers import TimerQueue
 
 log = get_logger("services.enroller")
-RAW = faust.Schema(key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
-TABLE_SCHEMA = faust.Schema(
+RAW: faust.Schema[bytes, bytes] = faust.Schema(
+    key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
+)
+TABLE_SCHEMA: faust.Schema[str, bytes] = faust.Schema(
     key_type=str, value_type=bytes, key_serializer="raw", value_serializer="raw"
 )
 SCAN_YIELD_EVERY = 200  # contacts per event-loop turn in an enroll_existing scan
@@ -47,7 +50,7 @@ SCAN_YIELD_EVERY = 200  # contacts per event-loop turn in an enroll_existing sca
 
 def partition_of(key: str, partitions: int) -> int:
     """The partition Kafka's default partitioner (murmur2) gives a key."""
-    return (murmur2(key.encode()) & 0x7FFFFFFF) % partitions
+    return int(murmur2(key.encode()) & 0x7FFFFFFF) % partitions
 
 
 class Enroller:
@@ -163,7 +166,7 @@ class Enroller:
 
     # ------------------------------------------------------------ records
 
-    async def handle_record(self, event: EventT) -> None:
+    async def handle_record(self, event: EventT[bytes]) -> None:
         """One record of either source topic; never raises (faust would skip it silently)."""
         message = event.message
         started = time.perf_counter()
@@ -178,11 +181,11 @@ class Enroller:
             if key is None or key != record.key:
                 raise InvalidRecord(f"record key {key!r} is not the contact key {record.key!r}")
             engine = self._engine(key, time.time())
-            if record.event_type == "contact.changed":
-                engine.apply_change(record)  # type: ignore[arg-type]
+            if isinstance(record, ContactChange):
+                engine.apply_change(record)
                 handled = "change_applied"
             else:
-                engine.apply_result(record)  # type: ignore[arg-type]
+                engine.apply_result(record)
                 handled = "result_applied"
             self._store(key, engine)
             await self._emit(key, engine)
@@ -226,7 +229,7 @@ class Enroller:
             metrics.COMMANDS.labels(command.action.type).inc()
             await self.actions.send(key=raw_key, value=encode(command))
 
-    async def _dead_letter(self, event: EventT, reason: str, error: BaseException) -> None:
+    async def _dead_letter(self, event: EventT[bytes], reason: str, error: BaseException) -> None:
         message = event.message
         letter = dead_letter(
             service="enroller",
@@ -265,7 +268,7 @@ class Enroller:
     async def tick(self, now: float) -> None:
         """Timers, and the bookkeeping a new partition assignment or definition calls for."""
         app = self.app
-        if app.rebalancing or not app.tables.recovery.completed.is_set():
+        if app.rebalancing or not app.tables.recovery.completed.is_set():  # type: ignore[attr-defined]
             return
         actives = {
             tp.partition for tp in app.assignor.assigned_actives() if tp.topic == self.changes_topic

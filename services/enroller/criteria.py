@@ -14,9 +14,11 @@ costs a dict look-up and a comparison per filter. Semantics (HubSpot's contact f
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from schemas.contacts import PropertyValue
 from schemas.definitions import Filter, Operator, Scalar
@@ -90,15 +92,15 @@ def compile_filter(f: Filter) -> Predicate:
         return lambda props: not contains(props)
     if op is Operator.BETWEEN:
         low, high = f.values or (None, None)
-        return _ordered(name, low, lambda k, lo: k >= lo, high, lambda k, hi: k <= hi)
+        return _ordered(name, low, operator.ge, high, operator.le)
     if op in (Operator.GT, Operator.AFTER):
-        return _ordered(name, _single(f), lambda k, v: k > v, force_moment=op is Operator.AFTER)
+        return _ordered(name, _single(f), operator.gt, force_moment=op is Operator.AFTER)
     if op is Operator.GTE:
-        return _ordered(name, _single(f), lambda k, v: k >= v)
+        return _ordered(name, _single(f), operator.ge)
     if op in (Operator.LT, Operator.BEFORE):
-        return _ordered(name, _single(f), lambda k, v: k < v, force_moment=op is Operator.BEFORE)
+        return _ordered(name, _single(f), operator.lt, force_moment=op is Operator.BEFORE)
     if op is Operator.LTE:
-        return _ordered(name, _single(f), lambda k, v: k <= v)
+        return _ordered(name, _single(f), operator.le)
     raise ValueError(f"unsupported operator {op}")  # pragma: no cover - the enum is closed
 
 
@@ -143,7 +145,7 @@ def _text_test(name: str, test: Callable[[str], bool]) -> Predicate:
 
 
 Key = float | datetime | str
-Compare = Callable[[Key, Key], bool]
+Compare = Callable[[Any, Any], bool]
 
 
 def _ordered(
@@ -178,9 +180,9 @@ def _ordered(
         if key is None:
             return False
         try:
-            if not compare(key, first):  # type: ignore[arg-type]
+            if not compare(key, first):
                 return False
-            return compare2 is None or compare2(key, second)  # type: ignore[arg-type]
+            return compare2 is None or compare2(key, second)
         except TypeError:  # e.g. a moment against text: not comparable, no match
             return False
 

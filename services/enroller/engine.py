@@ -343,7 +343,8 @@ class ContactEngine:
             )
         if result.action_id != action_id(result.enrollment_id, result.step):
             raise InvalidRecord(
-                f"action_id {result.action_id!r} is not step {result.step} of {result.enrollment_id}"
+                f"action_id {result.action_id!r} is not step {result.step} "
+                f"of {result.enrollment_id}"
             )
         change = result.contact_change
         if change is not None and (change.account_id, change.contact_id) != (

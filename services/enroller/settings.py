@@ -1,4 +1,4 @@
-"""The enroller's configuration (``SMSFLOW_*`` environment variables), built once in ``__main__``."""
+"""The enroller's configuration (``SMSFLOW_*`` variables), built once in ``__main__``."""
 
 from __future__ import annotations
 

@@ -1,0 +1,144 @@
+"""State encoding, the timer queue, the property index, turn-on marks, definitions snapshots."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from schemas.definitions import DefinitionApplied
+from services.enroller.existing import turned_on
+from services.enroller.state import (
+    ContactState,
+    Enrollment,
+    Status,
+    decode_state,
+    encode_state,
+    split_key,
+)
+from services.enroller.timers import TimerQueue
+from tests.unit.enroller.builders import definitions, index_of, workflow
+
+props = st.dictionaries(
+    st.text(min_size=1, max_size=8),
+    st.one_of(st.text(max_size=10), st.integers(), st.booleans(), st.floats(allow_nan=False)),
+    max_size=6,
+)
+enrollments = st.builds(
+    Enrollment,
+    sequence=st.integers(1, 9),
+    step=st.integers(0, 9),
+    status=st.sampled_from(list(Status)),
+    attempt=st.integers(1, 5),
+    due=st.one_of(st.none(), st.floats(0, 2e9)),
+)
+states = st.builds(
+    ContactState,
+    properties=props,
+    seen=st.lists(st.text(alphabet="0123456789abcdef", min_size=32, max_size=32), max_size=5),
+    deleted=st.booleans(),
+    enrollments=st.dictionaries(st.text(min_size=1, max_size=5), enrollments, max_size=3),
+    sequences=st.dictionaries(st.text(min_size=1, max_size=5), st.integers(1, 9), max_size=3),
+)
+
+
+@given(state=states)
+def test_state_round_trips_through_its_encoding(state: ContactState) -> None:
+    assert decode_state(encode_state(state)) == state
+
+
+def test_remember_keeps_a_bounded_window_of_change_ids() -> None:
+    state = ContactState()
+    assert state.remember("a", window=2)
+    assert not state.remember("a", window=2)
+    assert state.remember("b", window=2)
+    assert state.remember("c", window=2)
+    assert state.seen == ["b", "c"]
+    assert state.remember("a", window=2)  # fell out of the window
+
+
+def test_split_key() -> None:
+    assert split_key("acme:1001") == ("acme", "1001")
+    for bad in ("acme", ":1", "acme:", "a:b:c"):
+        try:
+            split_key(bad)
+        except ValueError:
+            continue
+        raise AssertionError(f"{bad!r} accepted")
+
+
+def test_timer_queue_pops_each_due_key_once_in_order() -> None:
+    timers = TimerQueue()
+    timers.schedule("a", 30)
+    timers.schedule("b", 10)
+    timers.schedule("a", 20)  # earlier: replaces
+    timers.schedule("b", 40)  # later than queued: the earlier entry stays
+    timers.schedule("c", None)
+    assert len(timers) == 2
+    assert timers.next_due() == 10
+    assert timers.pop_due(5) == []
+    assert timers.pop_due(25) == ["b", "a"]
+    assert timers.pop_due(100) == []
+    assert len(timers) == 0
+
+
+@given(dues=st.lists(st.tuples(st.sampled_from("abcde"), st.floats(0, 100)), max_size=30))
+def test_timer_queue_returns_every_key_by_its_earliest_due(dues: list[tuple[str, float]]) -> None:
+    timers = TimerQueue()
+    earliest: dict[str, float] = {}
+    for key, due in dues:
+        timers.schedule(key, due)
+        earliest[key] = min(due, earliest.get(key, due))
+    popped = timers.pop_due(50)
+    assert sorted(popped) == sorted(k for k, d in earliest.items() if d <= 50)
+    assert sorted(popped + timers.pop_due(100)) == sorted(earliest)
+
+
+def test_index_returns_only_workflows_that_mention_a_changed_property() -> None:
+    stage = workflow("stage-flow")
+    score = workflow(
+        "score-flow",
+        criteria=[[{"property": "score", "operator": "gt", "value": 5}]],
+        suppression=[[{"property": "vip", "operator": "is_known"}]],
+        reenroll_on=["last_order"],
+    )
+    blank = workflow("blank-flow", criteria=[[{"property": "email", "operator": "is_unknown"}]])
+    index = index_of(stage, score, blank)
+    ids = lambda found: sorted(w.workflow_id for w in found)  # noqa: E731
+    assert ids(index.candidates("acme", ["firstname"])) == []
+    assert ids(index.candidates("acme", ["lifecyclestage"])) == ["stage-flow"]
+    assert ids(index.candidates("acme", ["vip", "last_order"])) == ["score-flow"]
+    assert ids(index.candidates("acme", ["email"])) == ["blank-flow"]
+    assert ids(index.candidates("acme", ["firstname"], created=True)) == ["blank-flow"]
+    assert index.candidates("other-account", ["lifecyclestage"]) == []
+
+
+def test_definitions_snapshot_follows_every_applied_revision() -> None:
+    held = definitions(workflow(enabled=False))
+    first = held.index()
+    assert held.index() is first  # unchanged: no rebuild
+    held.apply(DefinitionApplied(document=workflow(enabled=True), revision=2))
+    second = held.index()
+    compiled = second.workflow("acme", "welcome-flow")
+    assert compiled is not None
+    assert (compiled.enabled, compiled.revision) == (True, 2)
+    assert second.time_zone("acme") == "Europe/Helsinki"
+    deal = workflow("deal-flow").model_copy(deep=True)
+    deal_doc = deal.model_copy(
+        update={"spec": deal.spec.model_copy(update={"object_type": "deal"})}
+    )
+    held.apply(DefinitionApplied(document=deal_doc))
+    assert held.index().workflow("acme", "deal-flow") is None  # contacts only
+
+
+def test_turned_on_scans_a_workflow_once_per_turn_on() -> None:
+    held = definitions(workflow(enroll_existing=True, enabled=False))
+    scan, marks = turned_on(held.index(), {})
+    assert scan == []
+    assert marks == {"acme/welcome-flow": False}
+    held.apply(DefinitionApplied(document=workflow(enroll_existing=True), revision=2))
+    scan, marks = turned_on(held.index(), marks)
+    assert [w.workflow_id for w in scan] == ["welcome-flow"]
+    scan, marks = turned_on(held.index(), marks)  # an edit while on: no second scan
+    assert scan == []
+    held.apply(DefinitionApplied(document=workflow(enroll_existing=True), revision=3))
+    assert turned_on(held.index(), marks)[0] == []
