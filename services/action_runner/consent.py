@@ -12,7 +12,8 @@ Resubscribe rule (a workflow's ``manage_subscription: subscribed``):
 2. refused (``resubscribe_requires_consent``) when the type is UNSUBSCRIBED and the
    action's legal basis is not CONSENT_WITH_NOTICE: an objection to marketing cannot be
    overridden by legitimate interest or contract, only by fresh, recorded consent;
-3. otherwise applied; a request that changes nothing records nothing.
+3. otherwise applied; a request that changes nothing records nothing (subscribing again
+   with another legal basis is a change: the new basis is recorded).
 """
 
 from __future__ import annotations
@@ -133,18 +134,13 @@ def decide_subscription(
             and action.legal_basis not in RESUBSCRIBE_BASES
         ):
             return ConsentDecision(refused=NEEDS_CONSENT)
-    if current is not None and (
-        current.status,
-        current.legal_basis,
-        current.legal_basis_explanation,
-        current.processing_legal_basis,
-    ) == (
-        target,
-        action.legal_basis,
-        action.legal_basis_explanation,
-        action.processing_legal_basis,
+    if previous is target and (
+        target is SubscriptionStatus.UNSUBSCRIBED
+        or current is None
+        or (current.legal_basis, current.legal_basis_explanation, current.processing_legal_basis)
+        == (action.legal_basis, action.legal_basis_explanation, action.processing_legal_basis)
     ):
-        return ConsentDecision()
+        return ConsentDecision()  # nothing moves (a new legal basis for a subscription does)
     return ConsentDecision(
         change=SubscriptionChange(
             event_id=event_id,

@@ -1,0 +1,86 @@
+"""HubSpot-style tokens in a sandbox: defaults for missing values, never a crash."""
+
+from __future__ import annotations
+
+import contextlib
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from services.action_runner.rendering import RenderError, render, with_opt_out
+
+WELCOME = "Hei {{ contact.firstname | default('there') }}! Tervetuloa."
+
+
+@pytest.mark.parametrize(
+    ("contact", "text"),
+    [
+        ({"firstname": "Aino"}, "Hei Aino! Tervetuloa."),
+        ({}, "Hei there! Tervetuloa."),
+        ({"firstname": None}, "Hei there! Tervetuloa."),
+        ({"firstname": ""}, "Hei there! Tervetuloa."),
+        ({"firstname": "  "}, "Hei there! Tervetuloa."),
+        ({"firstname": 7}, "Hei 7! Tervetuloa."),
+    ],
+)
+def test_default_applies_to_missing_null_and_blank(contact: dict[str, object], text: str) -> None:
+    assert render(WELCOME, contact) == text
+
+
+def test_missing_property_without_default_renders_nothing() -> None:
+    assert render("Hi {{ contact.firstname }}!", {}) == "Hi !"
+    assert render("Hi {{ contact.company.name }}!", {}) == "Hi !"
+    assert render("{{ contact.firstname | upper }}", {}) == ""
+
+
+def test_account_and_filters_are_available() -> None:
+    text = render(
+        "{{ account.id }}: {{ contact.firstname | title }}", {"firstname": "aino"}, {"id": "acme"}
+    )
+    assert text == "acme: Aino"
+    assert render("{% if contact.vip %}VIP {% endif %}ok", {"vip": True}) == "VIP ok"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "{{ contact.firstname",  # syntax error
+        "{% for %}",
+        "{{ range(10**9) | list }}",  # the sandbox caps ranges
+        "{{ contact.firstname.__class__.__mro__[1].__subclasses__() }}",
+    ],
+)
+def test_bad_templates_raise_render_error_only(body: str) -> None:
+    try:
+        text = render(body, {"firstname": "Aino"})
+    except RenderError:
+        return
+    # The sandbox may also neutralise an attribute to nothing instead of raising.
+    assert "class" not in text
+    assert "subclasses" not in text
+
+
+def test_sandbox_hides_python_internals() -> None:
+    assert render("{{ ''.__class__ }}{{ contact.__class__ }}", {}) == ""
+
+
+@given(st.text(max_size=80))
+def test_any_body_renders_or_raises_render_error(body: str) -> None:
+    with contextlib.suppress(RenderError):
+        assert isinstance(render(body, {"firstname": "Aino"}), str)
+
+
+@pytest.mark.parametrize(
+    ("text", "opt_out", "expected"),
+    [
+        ("Hello", "Reply STOP to opt out", "Hello\nReply STOP to opt out"),
+        ("Hello  ", "Reply STOP to opt out", "Hello\nReply STOP to opt out"),
+        ("Hello. reply stop to opt out", "Reply STOP to opt out", "Hello. reply stop to opt out"),
+        ("Hello", None, "Hello"),
+        ("Hello", "  ", "Hello"),
+        ("", "Reply STOP to opt out", "Reply STOP to opt out"),
+    ],
+)
+def test_opt_out_text_appended_once(text: str, opt_out: str | None, expected: str) -> None:
+    assert with_opt_out(text, opt_out) == expected
