@@ -69,14 +69,16 @@ class RequestConsumer:
         consumer = make_consumer(
             self.settings,
             group_id=self.settings.group_id,
-            max_poll_records=min(500, self.max_in_flight),
+            # Small polls keep the flow even: requests go out as slots free up.
+            max_poll_records=max(1, min(200, self.max_in_flight // 4)),
+            fetch_max_wait_ms=100,
         )
         self._consumer = consumer
         try:
             consumer.subscribe([self.topic], listener=_Rebalance(self))
             next_commit = time.monotonic() + self.settings.sender_commit_interval_s
             while not self._stop.is_set():
-                batch = consumer.poll(timeout_ms=100)
+                batch = consumer.poll(timeout_ms=50)
                 if self._new:
                     self._sync_new_partitions()
                 jobs = [self._job(r) for records in batch.values() for r in records]
@@ -128,7 +130,7 @@ class RequestConsumer:
         if not self._paused and pending >= self.max_in_flight:
             consumer.pause(*consumer.assignment())
             self._paused = True
-        elif self._paused and pending <= self.max_in_flight // 2:
+        elif self._paused and pending <= self.max_in_flight * 3 // 4:
             consumer.resume(*consumer.paused())
             self._paused = False
 

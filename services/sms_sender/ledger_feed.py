@@ -1,95 +1,102 @@
-"""Tails the whole ``sms-ledger`` topic in a thread: rebuilds the ledger at start-up and
+"""Tails the whole ``sms-ledger`` topic on the loop: rebuilds the ledger at start-up and
 keeps it current with what other senders write (own writes are skipped by header).
 
-``barrier(partitions)`` returns an event set once the feed has read those partitions up to
-their end offsets as of the call: after it, every entry written before is applied.
+``barrier(partitions)`` returns once the feed has applied those partitions up to their end
+offsets as of the call: after it, every entry written before is in the ledger.
 """
 
 from __future__ import annotations
 
-import queue
-import threading
+import asyncio
+import contextlib
 from collections.abc import Callable
 
-from kafka import KafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from schemas.ledger import SmsLedgerEntry
 from schemas.topics import SMS_LEDGER
 from services.common.codec import DecodeError, decode
-from services.common.kafka import make_consumer
 from services.common.logging import get_logger
 from services.common.settings import KafkaSettings
+from services.sms_sender.async_kafka import make_reader
 from services.sms_sender.publisher import WRITER_HEADER
 
 log = get_logger("sms_sender")
 
-Deliver = Callable[[list[tuple[SmsLedgerEntry, int]]], None]
+Apply = Callable[[list[tuple[SmsLedgerEntry, int]]], None]
 
 
 class LedgerFeed:
-    def __init__(self, settings: KafkaSettings, writer: str, deliver: Deliver) -> None:
+    def __init__(self, settings: KafkaSettings, writer: str, apply: Apply) -> None:
         self.settings = settings
+        self.topic = settings.topic(SMS_LEDGER)
         self.writer = writer.encode()
-        self.deliver = deliver
+        self.apply = apply
         self.read = 0
-        self._asks: queue.SimpleQueue[tuple[set[int] | None, threading.Event]] = queue.SimpleQueue()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="ledger-feed", daemon=True)
+        self.partitions: list[TopicPartition] = []
+        self._consumer: AIOKafkaConsumer | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._progress = asyncio.Condition()
 
-    def start(self) -> LedgerFeed:
-        self._thread.start()
-        return self
+    async def start(self, partitions: set[int]) -> None:
+        """Read ``partitions`` of the ledger (all of them) from the beginning."""
+        consumer = self._consumer = make_reader(self.settings)
+        await consumer.start()
+        self.partitions = [TopicPartition(self.topic, p) for p in sorted(partitions)]
+        consumer.assign(self.partitions)
+        await consumer.seek_to_beginning(*self.partitions)
+        self._task = asyncio.get_running_loop().create_task(self._tail())
 
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._consumer is not None:
+            await self._consumer.stop()
 
-    def barrier(self, partitions: set[int] | None = None) -> threading.Event:
-        """An event set once ``partitions`` (None: all) are read to their current end."""
-        reached = threading.Event()
-        self._asks.put((partitions, reached))
-        return reached
+    async def barrier(self, partitions: set[int] | None = None) -> None:
+        """Return once ``partitions`` (None: all) are applied up to their current end."""
+        assert self._consumer is not None, "start() first"
+        chosen = [tp for tp in self.partitions if partitions is None or tp.partition in partitions]
+        ends = await self._consumer.end_offsets(chosen)
+        async with self._progress:
+            while not await self._reached(ends):
+                if self._task is not None and self._task.done():
+                    raise RuntimeError("the ledger feed stopped")
+                await self._progress.wait()
 
-    def _run(self) -> None:
-        topic = self.settings.topic(SMS_LEDGER)
-        consumer = make_consumer(self.settings, group_id=None)
+    async def _reached(self, ends: dict[TopicPartition, int]) -> bool:
+        assert self._consumer is not None
+        for tp, end in ends.items():
+            if await self._consumer.position(tp) < end:
+                return False
+        return True
+
+    async def _tail(self) -> None:
+        assert self._consumer is not None
         try:
-            partitions = [
-                TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())
-            ]
-            consumer.assign(partitions)
-            consumer.seek_to_beginning(*partitions)
-            waiting: list[tuple[dict[TopicPartition, int], threading.Event]] = []
-            while not self._stop.is_set():
-                while not self._asks.empty():
-                    wanted, reached = self._asks.get()
-                    chosen = [tp for tp in partitions if wanted is None or tp.partition in wanted]
-                    waiting.append((consumer.end_offsets(chosen), reached))
-                self._poll(consumer)
-                for ends, reached in list(waiting):
-                    if all(consumer.position(tp) >= end for tp, end in ends.items()):
-                        reached.set()
-                        waiting.remove((ends, reached))
-        except Exception as exc:  # the service notices: barriers are never reached
-            log.error("ledger_feed_crashed", error=repr(exc))
+            while True:
+                batches = await self._consumer.getmany(timeout_ms=200, max_records=2000)
+                entries: list[tuple[SmsLedgerEntry, int]] = []
+                for tp, records in batches.items():
+                    for record in records:
+                        self.read += 1
+                        if (WRITER_HEADER, self.writer) in (record.headers or ()):
+                            continue  # written by this process: already applied
+                        try:
+                            entries.append((decode(SmsLedgerEntry, record.value), tp.partition))
+                        except DecodeError as exc:
+                            where = f"{tp.topic}[{tp.partition}]@{record.offset}"
+                            log.warning("ledger_entry_rejected", where=where, reason=exc.reason)
+                if entries:
+                    self.apply(entries)
+                async with self._progress:
+                    self._progress.notify_all()
+        except asyncio.CancelledError:
             raise
-        finally:
-            consumer.close()
-
-    def _poll(self, consumer: KafkaConsumer) -> None:
-        batch: list[tuple[SmsLedgerEntry, int]] = []
-        for tp, records in consumer.poll(timeout_ms=50).items():
-            for record in records:
-                self.read += 1
-                if any(k == WRITER_HEADER and v == self.writer for k, v in record.headers or ()):
-                    continue  # written by this process: already applied
-                try:
-                    batch.append((decode(SmsLedgerEntry, record.value), tp.partition))
-                except DecodeError as exc:
-                    log.warning(
-                        "ledger_entry_rejected",
-                        where=f"{tp.topic}[{tp.partition}]@{record.offset}",
-                        reason=exc.reason,
-                    )
-        if batch:
-            self.deliver(batch)
+        except Exception as exc:
+            log.error("ledger_feed_crashed", error=repr(exc))
+            async with self._progress:
+                self._progress.notify_all()
+            raise

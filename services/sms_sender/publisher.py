@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any, Protocol
 
-from kafka import KafkaProducer
+from aiokafka import AIOKafkaProducer
 
 from schemas.dead_letters import DeadLetter
 from schemas.ledger import SmsLedgerEntry
@@ -33,7 +33,9 @@ class Publisher(Protocol):
 
 
 class KafkaPublisher:
-    def __init__(self, producer: KafkaProducer, settings: KafkaSettings, writer: str) -> None:
+    """Writes through an aiokafka producer running on the same loop."""
+
+    def __init__(self, producer: AIOKafkaProducer, settings: KafkaSettings, writer: str) -> None:
         self.producer = producer
         self.writer = writer.encode()
         self.topics = {
@@ -42,50 +44,39 @@ class KafkaPublisher:
         }
 
     async def ledger(self, entry: SmsLedgerEntry, partition: int) -> None:
-        await self._send(
+        ack = await self._send(
             SMS_LEDGER.name, entry.key, encode(entry), partition, [(WRITER_HEADER, self.writer)]
         )
+        await ack
 
     async def statuses(self, events: list[SmsStatusEvent]) -> None:
-        sends = [self._send(SMS_STATUS.name, e.key, encode(e)) for e in events]
-        await asyncio.gather(*sends)
+        acks = [await self._send(SMS_STATUS.name, e.key, encode(e)) for e in events]
+        await asyncio.gather(*acks)
 
     async def inbound(self, event: InboundSms | ProviderOptOut) -> None:
-        await self._send(SMS_INBOUND.name, event.key, encode(event))
+        await (await self._send(SMS_INBOUND.name, event.key, encode(event)))
 
     async def dead_letter(self, letter: DeadLetter) -> None:
-        await self._send(DEAD_LETTERS.name, letter.key or "", encode(letter))
+        await (await self._send(DEAD_LETTERS.name, letter.key or "", encode(letter)))
 
-    def _send(
+    async def _send(
         self,
         topic: str,
         key: str,
         value: bytes,
         partition: int | None = None,
         headers: list[tuple[str, bytes]] | None = None,
-    ) -> asyncio.Future[None]:
-        """Hand the record to the producer now (keeping call order) and return its ack."""
-        loop = asyncio.get_running_loop()
-        done: asyncio.Future[None] = loop.create_future()
-        future = self.producer.send(
+    ) -> asyncio.Future[Any]:
+        """Append the record (in call order: no suspension while metadata is known and the
+        buffer has room) and return the future of its acknowledgement."""
+        ack: asyncio.Future[Any] = await self.producer.send(
             self.topics[topic],
             key=encode_key(key),
             value=value,
             partition=partition,
             headers=headers or [],
         )
-        future.add_callback(lambda _: loop.call_soon_threadsafe(_settle, done, None))
-        future.add_errback(lambda exc: loop.call_soon_threadsafe(_settle, done, exc))
-        return done
-
-
-def _settle(done: asyncio.Future[None], error: Any) -> None:
-    if done.done():
-        return
-    if error is None:
-        done.set_result(None)
-    else:
-        done.set_exception(error if isinstance(error, BaseException) else RuntimeError(error))
+        return ack
 
 
 class MemoryPublisher:

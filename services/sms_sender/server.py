@@ -91,7 +91,7 @@ class Server:
             return self._reject("status", exc)
         result = await self.dispatcher.report_delivery(report)
         self.metrics.webhooks.labels("status", result).inc()
-        log.info(
+        (log.debug if result == "ignored" else log.info)(
             "delivery_reported",
             result=result,
             status=report.status,

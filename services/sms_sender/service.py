@@ -10,10 +10,10 @@ import uuid
 
 from aiohttp import web
 
-from schemas.ledger import SmsLedgerEntry
+from schemas.topics import SMS_LEDGER
 from services.common.definitions_feed import DefinitionsFeed
-from services.common.kafka import make_producer
 from services.common.logging import get_logger
+from services.sms_sender.async_kafka import make_producer
 from services.sms_sender.consumer import RequestConsumer
 from services.sms_sender.dispatcher import Dispatcher, Job
 from services.sms_sender.gateway import SmsGateway
@@ -32,6 +32,7 @@ from services.sms_sender.twilio_gateway import TwilioGateway
 log = get_logger("sms_sender")
 
 LEDGER_REBUILD_TIMEOUT_S = 300.0
+LEDGER_SYNC_TIMEOUT_S = 30.0
 
 
 def build_gateway(settings: SenderSettings) -> SmsGateway:
@@ -67,7 +68,9 @@ async def run(settings: SenderSettings, stop: asyncio.Event) -> int:
     writer = uuid.uuid4().hex
     metrics = Metrics()
     tracker = OffsetTracker()
-    producer = make_producer(settings, max_block_ms=15000)
+    # A longer linger than the default batches the many small ledger and status writes.
+    producer = make_producer(settings, linger_ms=10, max_batch_size=512 * 1024)
+    await producer.start()
     publisher = KafkaPublisher(producer, settings, writer)
     crashed: list[BaseException] = []
 
@@ -92,14 +95,16 @@ async def run(settings: SenderSettings, stop: asyncio.Event) -> int:
         on_crash=crash,
     )
 
-    def deliver(batch: list[tuple[SmsLedgerEntry, int]]) -> None:
-        loop.call_soon_threadsafe(dispatcher.apply_remote, batch)
-
-    feed = LedgerFeed(settings, writer, deliver).start()
-    rebuilt = await loop.run_in_executor(None, feed.barrier().wait, LEDGER_REBUILD_TIMEOUT_S)
-    if not rebuilt:
-        log.error("ledger_rebuild_timed_out")
-        return 1
+    feed = LedgerFeed(settings, writer, dispatcher.apply_remote)
+    try:
+        await feed.start(await producer.partitions_for(settings.topic(SMS_LEDGER)))
+        await asyncio.wait_for(feed.barrier(), LEDGER_REBUILD_TIMEOUT_S)
+    except BaseException:
+        log.error("ledger_rebuild_failed", topic=settings.topic(SMS_LEDGER))
+        await feed.stop()
+        await producer.stop()
+        await dispatcher.gateway.close()
+        raise
     log.info("ledger_rebuilt", keys=len(dispatcher.ledger), records=feed.read)
     definitions = DefinitionsFeed(settings)
     await loop.run_in_executor(None, definitions.start, 60.0)
@@ -129,6 +134,15 @@ async def run(settings: SenderSettings, stop: asyncio.Event) -> int:
     def submit(jobs: list[Job]) -> None:
         loop.call_soon_threadsafe(dispatcher.submit, jobs)
 
+    def sync_ledger(partitions: set[int]) -> bool:
+        """From the consumer thread: wait until the feed has read ``partitions`` to the end."""
+        barrier = asyncio.wait_for(feed.barrier(partitions), LEDGER_SYNC_TIMEOUT_S)
+        try:
+            asyncio.run_coroutine_threadsafe(barrier, loop).result()
+        except TimeoutError:
+            return False
+        return True
+
     def on_ready() -> None:
         loop.call_soon_threadsafe(became_ready)
 
@@ -136,7 +150,7 @@ async def run(settings: SenderSettings, stop: asyncio.Event) -> int:
         settings,
         tracker,
         submit,
-        sync_ledger=lambda partitions: feed.barrier(partitions).wait(30.0),
+        sync_ledger=sync_ledger,
         on_ready=on_ready,
     ).start()
     try:
@@ -149,8 +163,7 @@ async def run(settings: SenderSettings, stop: asyncio.Event) -> int:
         await asyncio.gather(*dispatcher.tasks, return_exceptions=True)
         await runner.cleanup()
         await dispatcher.gateway.close()
-        await loop.run_in_executor(None, producer.flush, 10)
-        producer.close(timeout=5)
-        feed.stop()
+        await feed.stop()
+        await producer.stop()  # sends what is buffered first
         definitions.stop()
     return 1 if crashed or consumer.error else 0

@@ -7,13 +7,22 @@ request is replayed) repeats the same event rather than adding a new one.
 
 from __future__ import annotations
 
+import random
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 from schemas.ledger import LedgerState, SmsLedgerEntry
 from schemas.sms import ProviderOptOut, SmsRequest, SmsStatus, SmsStatusEvent
 
 _NAMESPACE = uuid.UUID("6f1c7a52-5d0e-4a53-9d38-0c1f4e2b7a10")
+# Event ids must be unique, not secret: a seeded generator saves a system call per event.
+_ids = random.Random()
+
+
+def fresh_id() -> str:
+    return f"{_ids.getrandbits(128):032x}"
+
 
 ANNOUNCED = {
     LedgerState.SENT: SmsStatus.SENT,
@@ -27,6 +36,7 @@ def new_entry(
     request: SmsRequest, state: LedgerState, *, api: str, attempts: int, **fields: Any
 ) -> SmsLedgerEntry:
     return SmsLedgerEntry(
+        event_id=fresh_id(),
         idempotency_key=request.idempotency_key,
         state=state,
         account_id=request.account_id,
@@ -44,10 +54,10 @@ def new_entry(
 
 
 def advance(entry: SmsLedgerEntry, state: LedgerState, **fields: Any) -> SmsLedgerEntry:
-    """The next entry of the same key (a fresh ``event_id`` and time)."""
-    base = entry.model_dump(exclude={"event_id", "occurred_at", "state"})
-    base.update(fields)
-    return SmsLedgerEntry(state=state, **base)
+    """The next entry of the same key (a fresh ``event_id`` and time). ``fields`` come from
+    this package, so the copy skips validation."""
+    changes = {"state": state, "event_id": fresh_id(), "occurred_at": datetime.now(UTC)}
+    return entry.model_copy(update=changes | fields)
 
 
 def status_event(entry: SmsLedgerEntry, status: SmsStatus | None = None) -> SmsStatusEvent:
