@@ -14,7 +14,8 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 import faust
 from faust.types import EventT
@@ -39,12 +40,15 @@ from .state import decode_state, encode_state
 from .timers import TimerQueue
 
 log = get_logger("services.enroller")
+T = TypeVar("T")
 RAW: faust.Schema[bytes, bytes] = faust.Schema(
     key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
 )
 TABLE_SCHEMA: faust.Schema[str, bytes] = faust.Schema(
     key_type=str, value_type=bytes, key_serializer="raw", value_serializer="raw"
 )
+RETRIES = 3  # attempts at a record that fails unexpectedly before it is dead-lettered
+RETRY_PAUSE_S = 0.2
 SCAN_YIELD_EVERY = 200  # contacts per event-loop turn in an enroll_existing scan
 
 
@@ -167,7 +171,14 @@ class Enroller:
     # ------------------------------------------------------------ records
 
     async def handle_record(self, event: EventT[bytes]) -> None:
-        """One record of either source topic; never raises (faust would skip it silently)."""
+        """One record of either source topic; never raises (faust would skip it silently).
+
+        A record that can never be applied is dead-lettered at once. Anything else (a
+        producer hiccup, a bug) is retried in place a few times first. Applying and storing
+        is one synchronous step (a failed table write leaves the stored state untouched),
+        so it can be retried whole; sending is retried on its own afterwards, re-sending
+        the same events with the same ids rather than deciding again.
+        """
         message = event.message
         started = time.perf_counter()
         clear_contextvars()
@@ -177,22 +188,14 @@ class Enroller:
             topic=message.topic, partition=message.partition, offset=message.offset, key=key
         )
         try:
-            record = decode_inbound(message.topic, message.value, self._source_names())
-            if key is None or key != record.key:
-                raise InvalidRecord(f"record key {key!r} is not the contact key {record.key!r}")
-            engine = self._engine(key, time.time())
-            if isinstance(record, ContactChange):
-                engine.apply_change(record)
-                handled = "change_applied"
-            else:
-                engine.apply_result(record)
-                handled = "result_applied"
-            self._store(key, engine)
-            await self._emit(key, engine)
+            handled, engine = await _retrying(
+                lambda: self._apply(key, message.topic, message.value)
+            )
+            await _retrying(lambda: self._emit(engine))
         except (DecodeError, InvalidRecord) as exc:
             await self._dead_letter(event, exc.reason, exc)
             return
-        except Exception as exc:  # a bug must not stop the partition: park the record
+        except Exception as exc:  # still failing: park the record, keep the partition going
             log.exception("record_failed")
             await self._dead_letter(event, f"unexpected {type(exc).__name__}: {exc}", exc)
             return
@@ -200,6 +203,22 @@ class Enroller:
             metrics.HANDLE_SECONDS.observe(time.perf_counter() - started)
         metrics.RECORDS.labels(_short(message.topic), "handled").inc()
         self._log(handled, engine)
+
+    async def _apply(
+        self, key: str | None, topic: str, value: bytes | None
+    ) -> tuple[str, ContactEngine]:
+        record = decode_inbound(topic, value, self._source_names())
+        if key is None or key != record.key:
+            raise InvalidRecord(f"record key {key!r} is not the contact key {record.key!r}")
+        engine = self._engine(key, time.time())
+        if isinstance(record, ContactChange):
+            engine.apply_change(record)
+            handled = "change_applied"
+        else:
+            engine.apply_result(record)
+            handled = "result_applied"
+        self._store(engine)
+        return handled, engine
 
     def _source_names(self) -> dict[str, str]:
         return {self.changes_topic: "contact.changed", self.results_topic: "action.completed"}
@@ -213,15 +232,15 @@ class Enroller:
             self.settings.enroller_dedupe_window,
         )
 
-    def _store(self, key: str, engine: ContactEngine) -> None:
+    def _store(self, engine: ContactEngine) -> None:
         """Write the contact back (synchronously: no other task sees a half-applied record)."""
         if not engine.effects.dirty:
             return
-        self.contacts[key] = encode_state(engine.state)
-        self.timers.schedule(key, engine.state.next_due())
+        self.contacts[engine.key] = encode_state(engine.state)
+        self.timers.schedule(engine.key, engine.state.next_due())
 
-    async def _emit(self, key: str, engine: ContactEngine) -> None:
-        raw_key = key.encode()
+    async def _emit(self, engine: ContactEngine) -> None:
+        raw_key = engine.key.encode()
         for decision in engine.effects.events:
             metrics.DECISIONS.labels(decision.decision.value).inc()
             await self.events.send(key=raw_key, value=encode(decision))
@@ -282,8 +301,8 @@ class Enroller:
             try:
                 engine = self._engine(key, now)
                 engine.fire_due()
-                self._store(key, engine)
-                await self._emit(key, engine)
+                self._store(engine)
+                await self._emit(engine)
             except Exception:
                 log.exception("timer_failed")
                 continue
@@ -315,7 +334,7 @@ class Enroller:
             engine = self._engine(key, now)
             engine.resend_pending()
             if engine.effects.commands:
-                await self._emit(key, engine)
+                await self._emit(engine)
                 log.info(
                     "commands_resent",
                     key=key,
@@ -353,10 +372,10 @@ class Enroller:
         for number, key in enumerate(keys, 1):
             engine = self._engine(key, time.time())
             engine.enroll_existing(workflow)
-            self._store(key, engine)
+            self._store(engine)
             if engine.effects.events:
                 enrolled += 1
-                await self._emit(key, engine)
+                await self._emit(engine)
             if number % SCAN_YIELD_EVERY == 0:
                 await asyncio.sleep(0)
         log.info(
@@ -379,6 +398,21 @@ class Enroller:
             )
             self._mark_keys[partition] = key
         return key
+
+
+async def _retrying(attempt: Callable[[], Awaitable[T]]) -> T:
+    """Run ``attempt``; retry unexpected failures (not invalid records) a few times."""
+    for number in range(1, RETRIES + 1):
+        try:
+            return await attempt()
+        except (DecodeError, InvalidRecord):
+            raise
+        except Exception as exc:
+            if number == RETRIES:
+                raise
+            log.warning("record_retried", attempt=number, error=repr(exc))
+            await asyncio.sleep(RETRY_PAUSE_S * number)
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _short(topic: str) -> str:

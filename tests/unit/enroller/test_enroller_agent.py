@@ -1,0 +1,145 @@
+"""The faust agent without a broker: ``agent.test_context()``, tables and topics faked in memory."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+from unittest.mock import AsyncMock
+
+import pytest
+import pytest_asyncio
+
+from schemas.actions import ActionCommand
+from schemas.dead_letters import DeadLetter
+from schemas.enrollment import EnrollmentEvent
+from services.common.codec import decode, encode
+from services.enroller.app import Enroller, partition_of
+from services.enroller.settings import EnrollerSettings
+from tests.unit.enroller.builders import change, definitions, result, workflow
+
+
+class Harness:
+    def __init__(self) -> None:
+        settings = EnrollerSettings(topic_prefix="unit.", enroller_port=6999, partitions=3)
+        self.enroller = Enroller(settings, definitions(workflow()), partitions=3)
+        # In-memory stand-ins: faust tables need a running producer to write changelogs.
+        self.enroller.contacts = {}  # type: ignore[assignment]
+        self.enroller.marks = {}  # type: ignore[assignment]
+        for topic in ("actions", "events", "dead_letters"):
+            setattr(getattr(self.enroller, topic), "send", AsyncMock())  # noqa: B010
+        self.agent: Any = None
+
+    def sent(self, topic: str) -> list[tuple[bytes, bytes]]:
+        mock = getattr(self.enroller, topic).send
+        return [(c.kwargs["key"], c.kwargs["value"]) for c in mock.await_args_list]
+
+    def commands(self) -> list[ActionCommand]:
+        return [decode(ActionCommand, v) for _, v in self.sent("actions")]
+
+    def letters(self) -> list[DeadLetter]:
+        return [decode(DeadLetter, v) for _, v in self.sent("dead_letters")]
+
+    async def put(self, value: bytes, key: bytes) -> None:
+        await self.agent.put(value, key=key)
+
+    async def until(self, probe: Callable[[], bool], timeout_s: float = 5.0) -> None:
+        """``put`` returns once the agent takes the record; retries finish later."""
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while not probe():
+            assert asyncio.get_running_loop().time() < deadline, "timed out"
+            await asyncio.sleep(0.02)
+
+
+@pytest_asyncio.fixture
+async def harness() -> AsyncIterator[Harness]:
+    h = Harness()
+    async with h.enroller.agent.test_context() as agent:
+        h.agent = agent
+        yield h
+    # The stream made faust build its (never started) consumer, whose thread owns an event
+    # loop; close it here, or its garbage warns during some later test.
+    consumer = h.enroller.app.__dict__.get("_consumer")
+    if consumer is not None:
+        consumer._thread.thread_loop.close()
+    gc.collect()
+
+
+@pytest.mark.asyncio
+async def test_change_enrolls_and_dispatches_the_first_action(harness: Harness) -> None:
+    customer = change(lifecyclestage="customer")
+    await harness.put(encode(customer), customer.key.encode())
+    commands = harness.commands()
+    assert [(c.step, c.action.type) for c in commands] == [(0, "manage_subscription")]
+    assert harness.sent("actions")[0][0] == b"acme:1001"
+    events = [decode(EnrollmentEvent, v) for _, v in harness.sent("events")]
+    assert [e.decision.value for e in events] == ["enrolled"]
+    assert "acme:1001" in harness.enroller.contacts
+
+    await harness.put(encode(result(commands[0])), b"acme:1001")
+    assert [c.step for c in harness.commands()] == [0, 1]
+    await harness.put(encode(result(commands[0])), b"acme:1001")  # duplicate: ignored
+    assert [c.step for c in harness.commands()] == [0, 1]
+
+
+@pytest.mark.asyncio
+async def test_poison_records_are_dead_lettered_and_the_next_record_is_handled(
+    harness: Harness,
+) -> None:
+    await harness.put(b"{not json", b"acme:1")
+    await harness.put(b'{"event_type": "contact.changed", "account_id": "acme"}', b"acme:2")
+    wrong_key = change("3", lifecyclestage="customer")
+    await harness.put(encode(wrong_key), b"acme:999")
+    good = change("4", lifecyclestage="customer")
+    await harness.put(encode(good), good.key.encode())
+
+    letters = harness.letters()
+    assert [(d.key, d.offset) for d in letters] == [("acme:1", 0), ("acme:2", 1), ("acme:999", 2)]
+    assert "malformed JSON" in letters[0].reason
+    assert "contact_id" in letters[1].reason  # names the missing field
+    assert "is not the contact key" in letters[2].reason
+    assert all(d.service == "enroller" for d in letters)
+    assert letters[0].value == "{not json"
+    assert [c.contact_id for c in harness.commands()] == ["4"]
+
+
+@pytest.mark.asyncio
+async def test_a_failing_send_is_retried_without_deciding_again(harness: Harness) -> None:
+    harness.enroller.actions.send = AsyncMock(side_effect=[RuntimeError("broker hiccup"), None])
+    customer = change(lifecyclestage="customer")
+    await harness.put(encode(customer), customer.key.encode())
+    await harness.until(lambda: harness.enroller.actions.send.await_count == 2)
+    calls = harness.enroller.actions.send.await_args_list
+    assert len(calls) == 2
+    assert calls[0].kwargs == calls[1].kwargs  # the same command, not a second decision
+    assert harness.letters() == []
+
+
+@pytest.mark.asyncio
+async def test_a_record_that_keeps_failing_is_dead_lettered(harness: Harness) -> None:
+    harness.enroller.events.send = AsyncMock(side_effect=RuntimeError("down"))
+    customer = change(lifecyclestage="customer")
+    await harness.put(encode(customer), customer.key.encode())
+    await harness.until(lambda: bool(harness.letters()))
+    (letter,) = harness.letters()
+    assert letter.reason == "unexpected RuntimeError: down"
+    assert letter.error_type == "RuntimeError"
+
+
+# murmur2 vectors from Apache Kafka's own tests (clients/.../utils/UtilsTest.java).
+JAVA_MURMUR2 = {
+    "21": -973932308,
+    "foobar": -790332482,
+    "a-little-bit-long-string": -985981536,
+    "a-little-bit-longer-string": -1486304829,
+    "lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8": -58897971,
+    "abc": 479470107,
+}
+
+
+@pytest.mark.parametrize(("key", "java_hash"), JAVA_MURMUR2.items())
+def test_partition_of_matches_the_java_default_partitioner(key: str, java_hash: int) -> None:
+    """Table writes go where producers put the key; timers depend on that."""
+    for partitions in (3, 6, 7):
+        assert partition_of(key, partitions) == (java_hash & 0x7FFFFFFF) % partitions
