@@ -10,6 +10,7 @@ from unittest.mock import AsyncMock
 
 import pytest
 import pytest_asyncio
+import structlog
 
 from schemas.actions import ActionCommand
 from schemas.dead_letters import DeadLetter
@@ -54,6 +55,8 @@ class Harness:
 
 @pytest_asyncio.fixture
 async def harness() -> AsyncIterator[Harness]:
+    # Another test may have configured structlog for a stream that is closed by now.
+    structlog.reset_defaults()
     h = Harness()
     async with h.enroller.agent.test_context() as agent:
         h.agent = agent
@@ -64,6 +67,7 @@ async def harness() -> AsyncIterator[Harness]:
     if consumer is not None:
         consumer._thread.thread_loop.close()
     gc.collect()
+    structlog.reset_defaults()
 
 
 @pytest.mark.asyncio
@@ -81,6 +85,18 @@ async def test_change_enrolls_and_dispatches_the_first_action(harness: Harness) 
     assert [c.step for c in harness.commands()] == [0, 1]
     await harness.put(encode(result(commands[0])), b"acme:1001")  # duplicate: ignored
     assert [c.step for c in harness.commands()] == [0, 1]
+
+
+@pytest.mark.asyncio
+async def test_one_log_line_per_record_without_phone_numbers(harness: Harness) -> None:
+    customer = change(lifecyclestage="customer", mobilephone="+358401234567")
+    with structlog.testing.capture_logs() as logs:
+        await harness.put(encode(customer), customer.key.encode())
+        await harness.put(b"{not json", b"acme:1")
+    assert [line["event"] for line in logs] == ["change_applied", "record_dead_lettered"]
+    assert logs[0]["decisions"] == ["enrolled:welcome-flow:criteria_met"]
+    assert logs[0]["dispatched"] == ["acme/welcome-flow/1001/1#0"]
+    assert "+358401234567" not in str(logs)
 
 
 @pytest.mark.asyncio
