@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-SENDER = "+358451234567"
+# A sender number belongs to one account: inbound replies find their account by it.
+SENDERS = {"e2e": "+358451000001", "nosms": "+358451000002", "quiet": "+358451000003"}
+SENDER = SENDERS["e2e"]
+
+
+def sender_of(account_id: str) -> str:
+    return SENDERS.get(account_id, f"+35845{sum(map(ord, account_id)) % 10_000_000:07d}")
 
 
 def account(account_id: str, sms_access: bool = True, quiet: str = "null") -> str:
@@ -12,7 +18,7 @@ kind: Account
 metadata: {{id: {account_id}}}
 spec:
   sms_access: {str(sms_access).lower()}
-  sender: "{SENDER}"
+  sender: "{sender_of(account_id)}"
   default_region: FI
   time_zone: UTC
   quiet_hours: {quiet}
