@@ -8,6 +8,8 @@ a callback names the key even when the create call's answer never arrived.
 
 from __future__ import annotations
 
+import base64
+
 import aiohttp
 
 from schemas.sms import SmsRequest
@@ -23,7 +25,8 @@ class TwilioGateway:
         self, base_url: str, account_sid: str, auth_token: str, session: aiohttp.ClientSession
     ) -> None:
         self.url = f"{base_url.rstrip('/')}/2010-04-01/Accounts/{account_sid}/Messages.json"
-        self.auth = aiohttp.BasicAuth(account_sid, auth_token)
+        credentials = base64.b64encode(f"{account_sid}:{auth_token}".encode()).decode()
+        self.headers = {"Authorization": f"Basic {credentials}"}
         self.session = session
 
     async def send(self, request: SmsRequest, status_callback: str) -> SendOutcome:
@@ -36,8 +39,7 @@ class TwilioGateway:
                 "Body": request.body,
                 "StatusCallback": status_callback,
             },
-            auth=self.auth,
-            headers={"Idempotency-Key": request.idempotency_key},
+            headers={**self.headers, "Idempotency-Key": request.idempotency_key},
         )
         return answer if not isinstance(answer, Response) else outcome_of(answer)
 

@@ -1,0 +1,92 @@
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from schemas.ledger import LedgerState
+from services.sms_sender.ledger import (
+    AMBIGUOUS_OUTCOME,
+    Await,
+    Ledger,
+    Send,
+    Skip,
+    can_follow,
+    plan,
+)
+from services.sms_sender.statuses import advance
+from tests.unit.sms_sender.factories import entry
+
+S = LedgerState
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "allowed"),
+    [
+        (None, S.SENDING, True),
+        (S.SENDING, S.SENT, True),
+        (S.SENDING, S.DELIVERED, True),  # a callback before the gateway's answer
+        (S.SENDING, S.RETRYING, True),
+        (S.RETRYING, S.SENDING, True),
+        (S.UNKNOWN, S.SENT, True),
+        (S.UNKNOWN, S.FAILED, True),
+        (S.SENT, S.DELIVERED, True),
+        (S.SENT, S.UNDELIVERED, True),
+        (S.SENT, S.FAILED, True),
+        (S.SENT, S.SENT, False),  # a repeat
+        (S.SENT, S.SENDING, False),  # never back to sending once accepted
+        (S.SENT, S.UNKNOWN, False),
+        (S.DELIVERED, S.UNDELIVERED, False),
+        (S.DELIVERED, S.SENT, False),
+        (S.UNDELIVERED, S.DELIVERED, False),
+        (S.FAILED, S.SENDING, False),
+        (S.FAILED, S.SENT, False),
+    ],
+)
+def test_states_only_move_forward(old: S | None, new: S, allowed: bool) -> None:
+    before = None if old is None else entry(old)
+    assert can_follow(before, entry(new)) is allowed
+
+
+def test_a_callback_may_overrule_an_ambiguous_failure() -> None:
+    failed = entry(S.FAILED, reason=AMBIGUOUS_OUTCOME)
+    assert can_follow(failed, entry(S.DELIVERED))
+    assert can_follow(failed, entry(S.SENT))
+    assert not can_follow(failed, entry(S.SENDING))
+
+
+def test_a_stale_attempt_does_not_replace_a_newer_one() -> None:
+    assert not can_follow(entry(S.SENDING, attempts=3), entry(S.RETRYING, attempts=2))
+    assert can_follow(entry(S.SENDING, attempts=3), entry(S.RETRYING, attempts=3))
+
+
+def test_plan_sends_new_keys_and_never_resends_settled_ones() -> None:
+    assert plan(None, 60) == Send()
+    for state in (S.SENT, S.DELIVERED, S.UNDELIVERED, S.FAILED):
+        settled = entry(state)
+        assert plan(settled, 60) == Skip(settled)
+
+
+def test_plan_resends_an_open_key_only_through_a_deduplicating_api() -> None:
+    assert plan(entry(S.SENDING, attempts=2, api="http"), 60) == Send(2, ambiguous_before=True)
+    assert plan(entry(S.UNKNOWN, attempts=1, api="http"), 60) == Send(1, ambiguous_before=True)
+    # Refused without being processed: safe to send again, even on Twilio.
+    assert plan(entry(S.RETRYING, attempts=2, api="twilio"), 60) == Send(2)
+    for state in (S.SENDING, S.UNKNOWN):
+        open_twilio = entry(state, api="twilio")
+        decided = plan(open_twilio, 60)
+        assert isinstance(decided, Await)
+        assert decided.deadline == open_twilio.occurred_at + timedelta(seconds=60)
+
+
+def test_ledger_keeps_the_latest_entry_its_partition_and_provider_ids() -> None:
+    ledger = Ledger()
+    sending = entry(S.SENDING)
+    assert ledger.apply(sending, 4)
+    sent = advance(sending, S.SENT, provider_message_id="SM1")
+    assert ledger.apply(sent, 4)
+    assert not ledger.apply(sending, 4)  # a stale copy read back from the topic
+    assert ledger.get(sending.idempotency_key) == sent
+    assert ledger.partition_of(sending.idempotency_key) == 4
+    assert ledger.key_for_provider_id("SM1") == sending.idempotency_key
+    assert len(ledger) == 1
