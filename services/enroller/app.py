@@ -119,6 +119,8 @@ class Enroller:
             topic_disable_leader=True,
             processing_guarantee="at_least_once",
             broker_commit_interval=s.enroller_commit_interval_s,
+            broker_session_timeout=s.enroller_session_timeout_s,
+            broker_heartbeat_interval=max(0.5, s.enroller_session_timeout_s / 10),
             consumer_auto_offset_reset="earliest",
             producer_acks=-1,
             web_bind=s.enroller_host,
@@ -163,7 +165,9 @@ class Enroller:
             return view.json({"ok": enroller.ready}, status=200 if enroller.ready else 503)
 
         async def prometheus(view: Any, request: Any) -> Any:
-            return view.bytes(generate_latest(), content_type=CONTENT_TYPE_LATEST)
+            # aiohttp wants the charset apart from the content type.
+            content_type = CONTENT_TYPE_LATEST.replace("; charset=utf-8", "")
+            return view.bytes(generate_latest(), content_type=content_type)
 
         self.app.page("/healthz")(healthz)
         self.app.page("/metrics")(prometheus)
