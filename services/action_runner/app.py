@@ -125,10 +125,12 @@ class ActionRunner:
         self.contact_numbers = table("contact-numbers", partitions=partitions)
         self.numbers = table("number-index", partitions=partitions, help="account:+E164")
         self.barrier = ConsentBarrier(
-            self.app,
             self.topics[CONSENT_COMMANDS].get_topic_name(),
             settings.consent_barrier_timeout_s,
+            _aiokafka_options(settings),
+            committed=self._committed_offset,
         )
+        self.app.on_before_shutdown.connect(self._close_barrier)  # type: ignore[arg-type]
         agent = self.app.agent
         agent(self.topics[ACTIONS.name], name="run_actions", concurrency=1)(self.run_actions)
         agent(self.topics[CONSENT_COMMANDS], name="apply_consent_changes", concurrency=1)(
@@ -397,6 +399,23 @@ class ActionRunner:
 
     # ------------------------------------------------------------------ web
 
+    def _committed_offset(self, partition: int) -> int:
+        """The group's committed offset of a consent-command partition (0 if none yet).
+
+        faust keeps it per partition from assignment on; it has no public accessor."""
+        try:
+            offsets = getattr(self.app.consumer, "_committed_offset")  # noqa: B009
+        except Exception:  # the consumer is not started yet
+            return 0
+        topic = self.barrier.topic
+        for tp, offset in list(offsets.items()):
+            if tp.topic == topic and tp.partition == partition:
+                return int(offset or 0)
+        return 0
+
+    async def _close_barrier(self, app: Any, *args: Any, **kwargs: Any) -> None:
+        await self.barrier.close()
+
     async def _watch_readiness(self) -> None:
         while not self.ready:
             await asyncio.sleep(0.1)
@@ -443,6 +462,23 @@ def _decode_inbound(value: bytes | None) -> InboundSms | ProviderOptOut:
     if event_type == "sms.inbound":
         return decode(InboundSms, value)
     raise DecodeError(f"event_type: unknown {event_type!r} on sms-inbound")
+
+
+def _aiokafka_options(settings: RunnerSettings) -> dict[str, Any]:
+    options: dict[str, Any] = {
+        "bootstrap_servers": settings.kafka_bootstrap_servers.split(","),
+        "security_protocol": settings.kafka_security_protocol,
+    }
+    if "SSL" in settings.kafka_security_protocol.upper():
+        from aiokafka.helpers import create_ssl_context
+
+        options["ssl_context"] = create_ssl_context(cafile=settings.kafka_ssl_cafile)
+    if settings.kafka_sasl_mechanism:
+        password = settings.kafka_sasl_password
+        options["sasl_mechanism"] = settings.kafka_sasl_mechanism
+        options["sasl_plain_username"] = settings.kafka_sasl_username
+        options["sasl_plain_password"] = password.get_secret_value() if password else None
+    return options
 
 
 def _credentials(settings: RunnerSettings) -> Any:
