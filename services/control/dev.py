@@ -127,7 +127,8 @@ class Stack:
                 f"port {broker.port} is in use by another process: stop it, set SMSFLOW_KAFKA_PORT "
                 "for the local broker, or SMSFLOW_KAFKA_BOOTSTRAP_SERVERS to use that broker"
             )
-        self.say(f"  kafka         starting on {broker.bootstrap} ...")
+        if self.table.running(KAFKA, KAFKA_MARKER) is None:
+            self.say(f"  kafka         starting on {broker.bootstrap} ...")
         try:
             fresh = broker.start()
         except BrokerError as exc:

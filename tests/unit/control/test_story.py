@@ -1,0 +1,58 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+from schemas.sms import SmsStatus, SmsStatusEvent
+from services.control.story import Progress, index_latest, load_story
+
+STORY = Path(__file__).resolve().parents[3] / "examples" / "contacts" / "demo-contacts.yaml"
+
+
+def event(
+    contact: str, workflow: str, status: SmsStatus, reason: str | None = None
+) -> SmsStatusEvent:
+    return SmsStatusEvent(
+        account_id="acme", contact_id=contact, workflow_id=workflow, status=status, reason=reason
+    )
+
+
+def test_the_demo_story_loads_and_covers_the_seed_scenarios() -> None:
+    story = load_story(STORY)
+    reasons = {e.reason for c in story.contacts for e in c.expect}
+    assert {"not_marketing_contact", "invalid_phone_number", "not_subscribed"} <= reasons
+    assert any(
+        "phone" in c.properties and "mobilephone" not in c.properties for c in story.contacts
+    )
+    assert [c.id for c in story.contacts if c.reply] == ["1005"]
+
+
+def test_a_replying_contact_settles_only_after_the_follow_up() -> None:
+    story = load_story(STORY)
+    sanna = next(c for c in story.contacts if c.id == "1005")
+    progress = Progress(story)
+    latest = index_latest([event("1005", "welcome-flow", SmsStatus.QUEUED)])
+    assert not progress.reply_due(sanna, latest)
+    latest = index_latest([event("1005", "welcome-flow", SmsStatus.DELIVERED)])
+    assert progress.reply_due(sanna, latest)
+    progress.replied.add("1005")
+    assert not progress.reply_due(sanna, latest)
+    assert not progress.settled(sanna, latest)
+    progress.followed_up.add("1005")
+    done = index_latest(
+        [
+            event("1005", "welcome-flow", SmsStatus.DELIVERED),
+            event("1005", "vip-flow", SmsStatus.SKIPPED, "not_subscribed"),
+        ]
+    )
+    assert progress.settled(sanna, done)
+    verdicts = [(c.id, e.workflow, ok) for c, e, ok in progress.verdicts(done) if c.id == "1005"]
+    assert verdicts == [("1005", "welcome-flow", True), ("1005", "vip-flow", True)]
+
+
+def test_a_wrong_outcome_is_a_miss_and_summary_counts() -> None:
+    story = load_story(STORY)
+    progress = Progress(story)
+    latest = index_latest([event("1004", "welcome-flow", SmsStatus.SKIPPED, "no_phone_number")])
+    (miss,) = [ok for c, _, ok in progress.verdicts(latest) if c.id == "1004"]
+    assert miss is False
+    assert progress.summary(latest) == f"waiting for {len(story.contacts)} contacts: 1 settled"
