@@ -1,0 +1,163 @@
+"""The gateway simulator and the sender as subprocesses, on free loopback ports."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from services.common.settings import KafkaSettings
+
+REPO = Path(__file__).resolve().parents[3]
+
+# Short timeouts and backoffs so the fault tests stay within their time budget.
+FAST_SENDER = {
+    "SMSFLOW_SENDER_REQUEST_TIMEOUT_S": "0.5",
+    "SMSFLOW_SENDER_MAX_ATTEMPTS": "10",
+    "SMSFLOW_SENDER_BACKOFF_BASE_S": "0.05",
+    "SMSFLOW_SENDER_BACKOFF_CAP_S": "0.5",
+    "SMSFLOW_SENDER_AMBIGUOUS_WAIT_S": "3",
+    "SMSFLOW_SENDER_COMMIT_INTERVAL_S": "0.2",
+    "SMSFLOW_SENDER_DRAIN_WAIT_S": "5",
+}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _read_line(process: subprocess.Popen[str], marker: str, timeout_s: float, log: Path) -> str:
+    """The first stdout line containing ``marker`` (stdout carries only readiness lines)."""
+    assert process.stdout is not None
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"exited with {process.returncode}: {log.read_text()[-3000:]}")
+        line = process.stdout.readline()
+        if marker in line:
+            return line
+    raise TimeoutError(f"no {marker!r} within {timeout_s}s: {log.read_text()[-3000:]}")
+
+
+class Simulator:
+    def __init__(self, api: str, sender_port: int, **flags: Any) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = Path(tempfile.mkstemp(prefix="gateway-sim-", suffix=".log")[1])
+        args = [sys.executable, "-m", "services.gateway_sim", "--port", str(self.port)]
+        args += ["--seed", "7", "--inbound-api", api]
+        args += ["--inbound-webhook", f"http://127.0.0.1:{sender_port}/webhooks/inbound"]
+        for name, value in flags.items():
+            args += [f"--{name.replace('_', '-')}", str(value)]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SMSFLOW_")}
+        with self.log.open("w") as log:
+            self.process = subprocess.Popen(
+                args, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=log, text=True
+            )
+        _read_line(self.process, "listening on", 20, self.log)
+
+    def get(self, path: str) -> Any:
+        with urllib.request.urlopen(self.url + path, timeout=30) as answer:
+            return json.load(answer)
+
+    def post(self, path: str, payload: dict[str, Any]) -> Any:
+        request = urllib.request.Request(
+            self.url + path,
+            data=json.dumps(payload).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            return json.load(answer)
+
+    def messages(self) -> list[dict[str, Any]]:
+        return list(self.get("/_sim/messages"))
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        if self.process.stdout is not None:
+            self.process.stdout.close()
+
+
+class Sender:
+    def __init__(
+        self, settings: KafkaSettings, sim: Simulator, api: str, port: int, **env: str
+    ) -> None:
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        self.env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("SMSFLOW_")},
+            "SMSFLOW_KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
+            "SMSFLOW_TOPIC_PREFIX": settings.topic_prefix,
+            "SMSFLOW_PARTITIONS": str(settings.partitions),
+            "SMSFLOW_GATEWAY_URL": sim.url,
+            "SMSFLOW_GATEWAY_API": api,
+            "SMSFLOW_SENDER_PORT": str(port),
+            "SMSFLOW_SENDER_PUBLIC_URL": self.url,
+            **FAST_SENDER,
+            **env,
+        }
+        self.log = Path(tempfile.mkstemp(prefix="sms-sender-", suffix=".log")[1])
+        self.process: subprocess.Popen[str] | None = None
+
+    def start(self, wait: bool = True) -> Sender:
+        with self.log.open("a") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "services.sms_sender"],
+                cwd=REPO,
+                env=self.env,
+                stdout=subprocess.PIPE,
+                stderr=log,
+                text=True,
+            )
+        if wait:
+            _read_line(self.process, "service_ready", 60, self.log)
+        return self
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait()
+
+    def stop(self) -> int:
+        if self.process is None or self.process.poll() is not None:
+            return self.process.returncode if self.process else 0
+        self.process.terminate()
+        try:
+            code = self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            code = self.process.wait()
+        if self.process.stdout is not None:
+            self.process.stdout.close()
+        return code
+
+    def metric(self, name: str) -> float:
+        with urllib.request.urlopen(self.url + "/metrics", timeout=10) as answer:
+            text = answer.read().decode()
+        return sum(
+            float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name)
+        )
+
+    def log_lines(self) -> list[dict[str, Any]]:
+        lines = []
+        for raw in self.log.read_text().splitlines():
+            try:
+                lines.append(json.loads(raw))
+            except ValueError:
+                continue
+        return lines
