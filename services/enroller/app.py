@@ -36,16 +36,13 @@ from .existing import turned_on
 from .inbound import decode_inbound
 from .index import CompiledWorkflow
 from .settings import EnrollerSettings
-from .state import decode_state, encode_state
+from .state import ContactState, decode_state, encode_state
 from .timers import TimerQueue
 
 log = get_logger("services.enroller")
 T = TypeVar("T")
 RAW: faust.Schema[bytes, bytes] = faust.Schema(
     key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
-)
-TABLE_SCHEMA: faust.Schema[str, bytes] = faust.Schema(
-    key_type=str, value_type=bytes, key_serializer="raw", value_serializer="raw"
 )
 RETRIES = 3  # attempts at a record that fails unexpectedly before it is dead-lettered
 RETRY_PAUSE_S = 0.2
@@ -78,7 +75,10 @@ class Enroller:
         options = self._store_options()
         self.contacts = app.Table(
             "contacts",
-            schema=TABLE_SCHEMA,
+            # Raw bytes both ways: a table derives its changelog serializers from these types,
+            # and the key's bytes must hash to the partition the source topics put it on.
+            key_type=bytes,
+            value_type=bytes,
             partitions=partitions,
             use_partitioner=True,
             options=options,
@@ -86,7 +86,10 @@ class Enroller:
         )
         self.marks = app.Table(
             "existing-scans",
-            schema=TABLE_SCHEMA,
+            # Raw bytes both ways: a table derives its changelog serializers from these types,
+            # and the key's bytes must hash to the partition the source topics put it on.
+            key_type=bytes,
+            value_type=bytes,
             partitions=partitions,
             use_partitioner=True,
             options=options,
@@ -231,16 +234,22 @@ class Enroller:
         return ContactEngine(
             self.definitions.index(),
             key,
-            decode_state(self.contacts.get(key)),
+            self._load(key),
             now,
             self.settings.enroller_dedupe_window,
         )
+
+    def _load(self, key: str) -> ContactState | None:
+        return decode_state(self.contacts.get(key.encode()))
+
+    def _keys(self) -> list[str]:
+        return [key.decode() for key in list(self.contacts.keys())]
 
     def _store(self, engine: ContactEngine) -> None:
         """Write the contact back (synchronously: no other task sees a half-applied record)."""
         if not engine.effects.dirty:
             return
-        self.contacts[engine.key] = encode_state(engine.state)
+        self.contacts[engine.key.encode()] = encode_state(engine.state)
         self.timers.schedule(engine.key, engine.state.next_due())
 
     async def _emit(self, engine: ContactEngine) -> None:
@@ -316,9 +325,7 @@ class Enroller:
         metrics.TIMERS_PENDING.set(len(self.timers))
 
     def _owned_keys(self, actives: set[int]) -> list[str]:
-        return [
-            k for k in list(self.contacts.keys()) if partition_of(k, self.partitions) in actives
-        ]
+        return [k for k in self._keys() if partition_of(k, self.partitions) in actives]
 
     async def _take_over(self, actives: set[int]) -> None:
         """New assignment: rebuild the timer heap; re-send commands that may have been lost."""
@@ -328,7 +335,7 @@ class Enroller:
         now = time.time()
         resend: list[str] = []
         for key in self._owned_keys(actives):
-            state = decode_state(self.contacts.get(key))
+            state = self._load(key)
             if state is None:
                 continue
             self.timers.schedule(key, state.next_due())
@@ -357,18 +364,19 @@ class Enroller:
             return
         for partition in sorted(actives):
             mark_key = self._mark_key(partition)
-            marks = json.loads(self.marks.get(mark_key) or b"{}")
+            marks = json.loads(self.marks.get(mark_key.encode()) or b"{}")
             to_scan, updated = turned_on(index, marks)
             for workflow in to_scan:
                 await self._scan_existing(partition, workflow)
             if updated != marks:
-                self.marks[mark_key] = json.dumps(updated, separators=(",", ":")).encode()
+                marks_raw = json.dumps(updated, separators=(",", ":")).encode()
+                self.marks[mark_key.encode()] = marks_raw
         self._marks_seen = seen
 
     async def _scan_existing(self, partition: int, workflow: CompiledWorkflow) -> None:
         keys = [
             k
-            for k in list(self.contacts.keys())
+            for k in self._keys()
             if k.startswith(f"{workflow.account_id}:")
             and partition_of(k, self.partitions) == partition
         ]

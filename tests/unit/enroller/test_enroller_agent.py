@@ -79,7 +79,7 @@ async def test_change_enrolls_and_dispatches_the_first_action(harness: Harness) 
     assert harness.sent("actions")[0][0] == b"acme:1001"
     events = [decode(EnrollmentEvent, v) for _, v in harness.sent("events")]
     assert [e.decision.value for e in events] == ["enrolled"]
-    assert "acme:1001" in harness.enroller.contacts
+    assert b"acme:1001" in harness.enroller.contacts
 
     await harness.put(encode(result(commands[0])), b"acme:1001")
     assert [c.step for c in harness.commands()] == [0, 1]
@@ -141,6 +141,15 @@ async def test_a_record_that_keeps_failing_is_dead_lettered(harness: Harness) ->
     (letter,) = harness.letters()
     assert letter.reason == "unexpected RuntimeError: down"
     assert letter.error_type == "RuntimeError"
+
+
+def test_tables_keep_raw_keys_so_changelogs_follow_the_source_partitions() -> None:
+    settings = EnrollerSettings(topic_prefix="unit.", enroller_port=6999, partitions=3)
+    enroller = Enroller(settings, definitions(), partitions=3)
+    for table in (enroller.contacts, enroller.marks):
+        assert (table.key_serializer, table.value_serializer) == ("raw", "raw")
+        assert table.use_partitioner
+        assert table.changelog_topic.get_topic_name().startswith("unit.enroller-")
 
 
 # murmur2 vectors from Apache Kafka's own tests (clients/.../utils/UtilsTest.java).

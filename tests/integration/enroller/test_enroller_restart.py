@@ -1,0 +1,125 @@
+"""Crashes (SIGKILL) of the enroller: no step lost, no step doubled."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from schemas.actions import ActionCommand
+from schemas.enrollment import EnrollmentEvent
+from schemas.topics import ACTIONS, ENROLLMENT_EVENTS
+from services.common.settings import KafkaSettings
+from tests.integration.enroller.documents import (
+    SEND,
+    SUBSCRIBE,
+    account_and_message,
+    delay,
+    eq,
+    workflow,
+)
+from tests.integration.enroller.process import (
+    EnrollerProcess,
+    Tail,
+    answer,
+    emit,
+    publish_definitions,
+)
+from tests.support import fresh_settings
+
+pytestmark = pytest.mark.integration
+
+DELAY_S = 5
+RESTART = workflow(
+    "restart-flow", eq("lifecyclestage", "customer"), [SUBSCRIBE, delay(DELAY_S), SEND]
+)
+# Short heartbeats: the killed instance's partitions come back to its successor quickly.
+FAST_FAILOVER = {"SMSFLOW_ENROLLER_SESSION_TIMEOUT_S": "6"}
+
+
+@dataclass
+class Crashable:
+    settings: KafkaSettings
+    data_dir: Path
+    enroller: EnrollerProcess
+    actions: Tail[ActionCommand]
+    events: Tail[EnrollmentEvent]
+
+    def restart(self) -> None:
+        self.enroller.kill()
+        self.enroller = EnrollerProcess(self.settings, self.data_dir, **FAST_FAILOVER)
+        self.enroller.start()
+
+    def steps(self, contact: str, step: int) -> list[ActionCommand]:
+        return [c for c in self.actions.poll() if c.contact_id == contact and c.step == step]
+
+    def wait_step(self, contact: str, step: int, timeout_s: float = 60.0) -> ActionCommand:
+        found: list[ActionCommand] = self.actions.wait(
+            lambda _: self.steps(contact, step), timeout_s, what=f"step {step} of {contact}"
+        )
+        return found[0]
+
+    def completions(self, contact: str) -> list[EnrollmentEvent]:
+        return [
+            e for e in self.events.poll() if e.contact_id == contact and e.decision == "completed"
+        ]
+
+
+@pytest.fixture(scope="module")
+def crashable(
+    kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Crashable]:
+    settings = fresh_settings(kafka_bootstrap)
+    publish_definitions(settings, [*account_and_message(), RESTART])
+    data_dir = tmp_path_factory.mktemp("enroller-restart")
+    enroller = EnrollerProcess(settings, data_dir, **FAST_FAILOVER).start()
+    actions = Tail(settings, ACTIONS, ActionCommand)
+    events = Tail(settings, ENROLLMENT_EVENTS, EnrollmentEvent)
+    box = Crashable(settings, data_dir, enroller, actions, events)
+    try:
+        yield box
+    finally:
+        box.enroller.stop()
+        actions.close()
+        events.close()
+
+
+def test_a_delay_survives_a_crash_of_the_enroller(crashable: Crashable) -> None:
+    s = crashable.settings
+    emit(s, "delay-1", lifecyclestage="customer")
+    answer(s, crashable.wait_step("delay-1", 0))
+    entered = time.monotonic()  # the delay starts about now
+    time.sleep(1.5)  # the state (now inside the delay) reaches the changelog
+    crashable.restart()
+
+    sms = crashable.wait_step("delay-1", 2)
+    assert time.monotonic() - entered >= DELAY_S - 1.0
+    crashable.actions.settle(2.0)
+    assert len(crashable.steps("delay-1", 2)) == 1  # not lost, not doubled
+    assert crashable.steps("delay-1", 0)[0].action_id == "acme/restart-flow/delay-1/1#0"
+    answer(s, sms)
+    crashable.events.wait(lambda _: crashable.completions("delay-1"), what="completed")
+    crashable.events.settle(1.0)
+    assert len(crashable.completions("delay-1")) == 1
+
+
+def test_a_command_lost_in_a_crash_is_sent_again_with_the_same_ids(crashable: Crashable) -> None:
+    s = crashable.settings
+    emit(s, "lost-1", lifecyclestage="customer")
+    first = crashable.wait_step("lost-1", 0)
+    crashable.restart()  # while the first action's result is still outstanding
+
+    copies = crashable.actions.wait(
+        lambda _: (found := crashable.steps("lost-1", 0)) and len(found) >= 2 and found,
+        what="the command sent again",
+    )
+    assert {(c.action_id, c.event_id, c.attempt) for c in copies} == {
+        (first.action_id, first.event_id, 1)
+    }
+    answer(s, first)  # one result; the copies are answered by nobody
+    crashable.wait_step("lost-1", 2, timeout_s=30)
+    crashable.actions.settle(2.0)
+    assert len(crashable.steps("lost-1", 2)) == 1
