@@ -106,6 +106,8 @@ class ActionRunner:
             processing_guarantee="at_least_once",
             consumer_auto_offset_reset="earliest",
             producer_acks=-1,
+            broker_session_timeout=settings.action_runner_session_timeout_s,
+            broker_heartbeat_interval=min(3.0, settings.action_runner_session_timeout_s / 3),
             stream_wait_empty=False,
             web_enabled=True,
             web_port=settings.action_runner_port,

@@ -18,5 +18,7 @@ class RunnerSettings(KafkaSettings):
     # How long an action waits for consent changes already written (STOP, opt-outs) to be
     # applied before it is decided; past it, the ledger counts as unreadable (fail closed).
     consent_barrier_timeout_s: float = 10.0
+    # How soon the group notices a dead instance (kill -9) and hands its partitions over.
+    action_runner_session_timeout_s: float = 10.0
     # How long a command naming a definition not yet read waits for it to arrive.
     definitions_grace_s: float = 2.0
