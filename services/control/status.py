@@ -91,6 +91,7 @@ def show(
     contact: str | None = None,
     out: TextIO = sys.stdout,
     err: TextIO = sys.stderr,
+    stop: Callable[[], bool] = lambda: False,
 ) -> None:
     statuses = LatestStatuses()
     printed_header = False
@@ -103,7 +104,7 @@ def show(
     def skip(where: str) -> None:
         print(f"skipped an undecodable record at {where}", file=err)
 
-    for event in read_statuses(settings, follow, skipped=skip):
+    for event in read_statuses(settings, follow, stop=stop, skipped=skip):
         if event is None:  # caught up with what was there when we started
             if not as_json:
                 print(render(statuses.rows()), file=out, flush=True)

@@ -28,7 +28,7 @@ def sms_key(event: SmsStatusEvent) -> str:
 
 @dataclass
 class LatestStatuses:
-    """Feed events in topic order; keeps the latest per SMS, in first-seen order."""
+    """Feed events in topic order; keeps the latest event per SMS."""
 
     latest: dict[str, SmsStatusEvent] = field(default_factory=dict)
 
@@ -54,7 +54,8 @@ class LatestStatuses:
         return self
 
     def rows(self) -> list[SmsStatusEvent]:
-        return list(self.latest.values())
+        """Oldest change first (partitions are read in no particular order)."""
+        return sorted(self.latest.values(), key=lambda e: e.occurred_at)
 
 
 def row(event: SmsStatusEvent) -> tuple[str, ...]:

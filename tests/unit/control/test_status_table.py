@@ -33,12 +33,12 @@ def test_latest_status_per_sms_keeps_number_and_segments_from_earlier_events() -
             status("1", SmsStatus.DELIVERED, occurred_at=T0 + timedelta(seconds=3)),
         ]
     )
-    rows = latest.rows()
+    rows = latest.rows()  # oldest change first
     assert [(r.contact_id, r.status) for r in rows] == [
-        ("1", SmsStatus.DELIVERED),
         ("2", SmsStatus.SKIPPED),
+        ("1", SmsStatus.DELIVERED),
     ]
-    assert (rows[0].to_masked, rows[0].segments) == ("+35840*****67", 2)
+    assert (rows[1].to_masked, rows[1].segments) == ("+35840*****67", 2)
 
 
 def test_without_an_idempotency_key_an_sms_is_contact_workflow_message() -> None:
