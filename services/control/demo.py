@@ -143,7 +143,7 @@ def play(settings: StackSettings, story: Story, sender: str, region: str) -> boo
             if all(progress.settled(c, latest) for c in story.contacts):
                 break
         latest = index_latest(watcher.statuses.rows())
-        print("\nSMS statuses (smsflow status):\n")
+        print("\n4/4 results\n\nSMS statuses (smsflow status):\n")
         print(render(watcher.statuses.rows()))
         verdicts = progress.verdicts(latest)
         print("\nexpected outcomes:")
@@ -194,7 +194,6 @@ def main() -> int:
         sender, region = account["spec"]["sender"], account["spec"].get("default_region", "US")
         print(f"\n3/4 publishing {len(story.contacts)} contact changes", flush=True)
         ok = play(settings, story, sender, region)
-        print("\n4/4 done", flush=True)
         show_gateway(settings)
     except StackError as exc:
         print(f"demo: {exc}", file=sys.stderr)
