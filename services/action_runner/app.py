@@ -278,15 +278,18 @@ class ActionRunner:
         """A command may overtake the definitions it names by a moment: wait briefly."""
         catalog = self.catalog
         message_id = getattr(command.action, "message", None)
-
-        def known() -> bool:
-            return (
+        await self._await(
+            lambda: (
                 catalog.account(command.account_id) is not None
                 and catalog.workflow(command.account_id, command.workflow_id) is not None
-                and (message_id is None or catalog.message(command.account_id, message_id))
-                is not None
+                and (
+                    message_id is None
+                    or catalog.message(command.account_id, message_id) is not None
+                )
             )
+        )
 
+    async def _await(self, known: Callable[[], bool]) -> None:
         deadline = time.monotonic() + self.settings.definitions_grace_s
         while not known() and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
@@ -329,11 +332,14 @@ class ActionRunner:
 
     async def _index_contact(self, message: Any) -> None:
         change = decode(ContactChange, message.value)
-        if not touches_numbers(change):
-            return
         structlog.contextvars.bind_contextvars(
             account_id=change.account_id, contact_id=change.contact_id
         )
+        if not touches_numbers(change):
+            log.debug("contact_change_skipped")
+            return
+        # National formats need the account's region: give a new account a moment to arrive.
+        await self._await(lambda: self.catalog.account(change.account_id) is not None)
         account = self.catalog.account(change.account_id)
         region = account.spec.default_region if account else None
         raw = self.contact_numbers.get(change.key)
@@ -357,6 +363,7 @@ class ActionRunner:
     async def _answer_reply(self, message: Any) -> None:
         event = _decode_inbound(message.value)
         structlog.contextvars.bind_contextvars(account_id=event.account_id, phone=event.key)
+        await self._await(lambda: self.catalog.account(event.account_id) is not None)
         account = self.catalog.account(event.account_id)
         handled = handle_inbound(event, self._number(event.key), account, self.clock())
         await self._emit_and_wait(handled.effects.emissions)
