@@ -48,3 +48,22 @@ def test_the_dockerfile_copies_paths_that_exist() -> None:
         if line.startswith("COPY "):
             for source in line.split()[1:-1]:
                 assert (ROOT / source).exists(), source
+
+
+def test_the_dashboard_only_queries_metrics_the_services_define() -> None:
+    import json
+    import re
+
+    defined = set()
+    for module in (ROOT / "services").glob("*/metrics.py"):
+        for name in re.findall(r'"(smsflow_[a-z_]+)"', module.read_text()):
+            defined |= {name, f"{name}_total", f"{name}_bucket"}
+    dashboard = json.loads((DEPLOY / "dashboards" / "smsflow.json").read_text())
+    queried = {
+        name
+        for panel in dashboard["panels"]
+        for target in panel["targets"]
+        for name in re.findall(r"smsflow_[a-z_]+", target["expr"])
+    }
+    assert queried
+    assert queried <= defined, queried - defined
