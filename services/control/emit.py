@@ -95,12 +95,12 @@ def main(argv: list[str]) -> int:
         args = parse_args(build_parser(), argv)
     except Usage as exc:
         return exc.code
-    quiet_logs("emit")
     try:
         change = build_change(args.account, args.contact_id, args.properties, args.delete)
     except ValueError as exc:
         print(f"smsflow emit: {exc}", file=sys.stderr)
         return INVALID
+    quiet_logs("emit")
     try:
         publish(KafkaSettings.from_env(), change)
     except BrokerUnreachable as exc:
