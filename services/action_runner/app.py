@@ -196,7 +196,8 @@ class ActionRunner:
             except DecodeError as exc:
                 await self._dead_letter(message, exc.reason, exc)
             except Exception as exc:  # a bad record never stops the stream
-                log.exception("record_failed")
+                # No traceback: it could carry a number or a body past the log redaction.
+                log.error("record_failed", error=f"{type(exc).__name__}: {exc}")
                 await self._dead_letter(message, f"{type(exc).__name__}: {exc}", exc)
             finally:
                 self.metrics.handle_seconds.labels(agent).observe(time.perf_counter() - started)
