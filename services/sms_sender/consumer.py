@@ -72,9 +72,12 @@ class RequestConsumer:
             # Small polls keep the flow even: requests go out as slots free up.
             max_poll_records=max(1, min(200, self.max_in_flight // 4)),
             fetch_max_wait_ms=100,
+            session_timeout_ms=self.settings.sender_session_timeout_ms,
+            heartbeat_interval_ms=max(self.settings.sender_session_timeout_ms // 3, 100),
         )
         self._consumer = consumer
         try:
+            self._wait_for_topic(consumer)
             consumer.subscribe([self.topic], listener=_Rebalance(self))
             next_commit = time.monotonic() + self.settings.sender_commit_interval_s
             while not self._stop.is_set():
@@ -95,6 +98,15 @@ class RequestConsumer:
             log.error("request_consumer_crashed", error=repr(exc))
         finally:
             consumer.close(autocommit=False)
+
+    def _wait_for_topic(self, consumer: KafkaConsumer) -> None:
+        """Join the group only once the topic's metadata is known: joining earlier gets an
+        empty assignment first, then a second rebalance."""
+        deadline = time.monotonic() + 30
+        while not consumer.partitions_for_topic(self.topic):
+            if time.monotonic() > deadline or self._stop.is_set():
+                raise RuntimeError(f"topic {self.topic} not found: run `smsflow topics create`")
+            time.sleep(0.1)
 
     def _job(self, record: object) -> Job:
         partition, offset = record.partition, record.offset  # type: ignore[attr-defined]
@@ -134,31 +146,35 @@ class RequestConsumer:
             consumer.resume(*consumer.paused())
             self._paused = False
 
-    def _drain(self, partitions: set[int] | None) -> None:
-        deadline = time.monotonic() + self.settings.sender_drain_wait_s
+    def _drain(self, partitions: set[int] | None, limit_s: float | None = None) -> None:
+        deadline = time.monotonic() + (limit_s or self.settings.sender_drain_wait_s)
         while self.tracker.pending(partitions) and time.monotonic() < deadline:
             time.sleep(0.02)
 
-    def _commit(self, only: set[int] | None = None) -> None:
+    def _commit(self, only: set[int] | None = None, wait: bool = True) -> None:
         offsets = {p: o for p, o in self.tracker.committable().items() if only is None or p in only}
         if not offsets or self._consumer is None:
             return
+        request = {
+            TopicPartition(self.topic, p): OffsetAndMetadata(o, "", -1) for p, o in offsets.items()
+        }
         try:
-            self._consumer.commit(
-                {
-                    TopicPartition(self.topic, p): OffsetAndMetadata(o, "", -1)
-                    for p, o in offsets.items()
-                }
-            )
+            if wait:
+                self._consumer.commit(request)
+            else:
+                self._consumer.commit_async(request)
             self.tracker.mark_committed(offsets)
         except KafkaError as exc:  # e.g. a rebalance in progress: the next commit catches up
             log.warning("offsets_commit_failed", error=repr(exc))
 
-    # called by the listener, inside poll()
+    # Called by the listener on kafka-python's IO thread (inside poll or close), where
+    # blocking consumer calls are not allowed: the commit is sent without waiting, and the
+    # wait for in-flight requests stays well inside the session timeout. Whatever is not
+    # committed here is handled again by the next owner, and the ledger makes that safe.
 
     def revoked(self, partitions: set[int]) -> None:
-        self._drain(partitions)
-        self._commit(partitions)
+        self._drain(partitions, self.settings.sender_session_timeout_ms / 2000)
+        self._commit(partitions, wait=False)
         self.tracker.forget(partitions)
         self._paused = False
         log.info("partitions_revoked", partitions=sorted(partitions))

@@ -38,6 +38,8 @@ class SenderSettings(KafkaSettings):
     sender_messages_per_s: float = 5000.0
     sender_segments_per_s: float = 5000.0
     sender_commit_interval_s: float = 0.5
+    # A member that died (kill -9) holds its partitions until this runs out.
+    sender_session_timeout_ms: int = 10000
     # On a rebalance or shutdown, how long in-flight requests may take to finish.
     sender_drain_wait_s: float = 20.0
 

@@ -27,6 +27,7 @@ FAST_SENDER = {
     "SMSFLOW_SENDER_AMBIGUOUS_WAIT_S": "3",
     "SMSFLOW_SENDER_COMMIT_INTERVAL_S": "0.2",
     "SMSFLOW_SENDER_DRAIN_WAIT_S": "5",
+    "SMSFLOW_SENDER_SESSION_TIMEOUT_MS": "6000",
 }
 
 
@@ -132,6 +133,8 @@ class Sender:
         assert self.process is not None
         self.process.send_signal(signal.SIGKILL)
         self.process.wait()
+        if self.process.stdout is not None:
+            self.process.stdout.close()
 
     def stop(self) -> int:
         if self.process is None or self.process.poll() is not None:

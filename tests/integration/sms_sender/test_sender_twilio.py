@@ -1,0 +1,89 @@
+"""The sender against the simulator's Twilio-shaped API, which does not de-duplicate."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+
+import pytest
+
+from schemas.sms import ProviderOptOut, SmsStatus
+from schemas.topics import SMS_INBOUND, SMS_REQUESTS
+from services.common.settings import KafkaSettings
+from tests.integration.sms_sender.processes import Sender, Simulator, free_port
+from tests.integration.sms_sender.traffic import final_status, make_requests, statuses_by_key
+from tests.support import fresh_settings, produce, read_models, wait_for
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def stack(kafka_bootstrap: str) -> Iterator[tuple[KafkaSettings, Simulator, Sender]]:
+    settings = fresh_settings(kafka_bootstrap)
+    port = free_port()
+    sim = Simulator("twilio", port, latency_ms=20, callback_delay_ms=20)
+    sender = Sender(settings, sim, "twilio", port)
+    try:
+        sender.start()
+        yield settings, sim, sender
+    finally:
+        code = sender.stop()
+        sim.stop()
+    assert code == 0, sender.log.read_text()[-3000:]
+
+
+def test_timed_out_sends_are_never_repeated_and_callbacks_settle_them(
+    stack: tuple[KafkaSettings, Simulator, Sender],
+) -> None:
+    settings, sim, sender = stack
+    sim.post(
+        "/_sim/config",
+        {"fail_rate": 0.1, "throttle_rate": 0.1, "timeout_rate": 0.2, "timeout_delay_ms": 1500},
+    )
+    requests = make_requests(200, "tw")
+    keys = {r.idempotency_key for r in requests}
+    produce(settings, SMS_REQUESTS, requests)
+
+    def settled() -> dict | None:  # type: ignore[type-arg]
+        by_key = statuses_by_key(settings)
+        done = all(final_status(by_key.get(k, [])) is SmsStatus.DELIVERED for k in keys)
+        return by_key if done else None
+
+    by_key = wait_for(settled, timeout_s=60, interval_s=1, what="every SMS delivered")
+    sim.post("/_sim/config", {"fail_rate": 0, "throttle_rate": 0, "timeout_rate": 0})
+    accepted = Counter(m["idempotency_key"] for m in sim.messages() if m["idempotency_key"] in keys)
+    assert set(accepted) == keys
+    assert set(accepted.values()) == {1}  # no message twice, though answers timed out
+    assert sender.metric('smsflow_sender_gateway_calls_total{result="ambiguous"}') > 10
+    sent_ids = {m["idempotency_key"]: m["id"] for m in sim.messages()}
+    for key in keys:
+        sent = [e for e in by_key[key] if e.status is SmsStatus.SENT]
+        assert {e.provider_message_id for e in sent} == {sent_ids[key]}
+
+
+def test_an_opted_out_recipient_fails_with_21610_and_is_reported_for_opt_out(
+    stack: tuple[KafkaSettings, Simulator, Sender],
+) -> None:
+    settings, sim, _ = stack
+    (request,) = make_requests(1, "optout")
+    sim.post("/_sim/opt-outs", {"number": request.to})
+    produce(settings, SMS_REQUESTS, [request])
+
+    def failed() -> list | None:  # type: ignore[type-arg]
+        events = statuses_by_key(settings).get(request.idempotency_key, [])
+        return events if final_status(events) is SmsStatus.FAILED else None
+
+    (event,) = wait_for(failed, what="the failed status")
+    assert (event.error_code, event.reason) == ("21610", "recipient_opted_out")
+    opt_outs = [
+        e
+        for e in read_models(settings, SMS_INBOUND, ProviderOptOut)
+        if e.event_type == "sms.provider_opt_out"
+    ]
+    assert [(e.key, e.idempotency_key, e.contact_id) for e in opt_outs] == [
+        (f"acme:{request.to}", request.idempotency_key, request.contact_id)
+    ]
+    attempts = [
+        r for r in sim.get("/_sim/requests") if r["idempotency_key"] == request.idempotency_key
+    ]
+    assert [r["status"] for r in attempts] == [400]  # permanent: not retried
