@@ -52,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
 
     runner = ActionRunner(settings, partitions, feed.catalog)
     worker = faust.Worker(runner.app, loglevel="WARNING", quiet=True, redirect_stdouts=False)
+    worker.spinner = None  # its terminal escapes would garble the JSON log lines
     log.info("service_starting", partitions=partitions, port=settings.action_runner_port)
     try:
         worker.execute_from_commandline()

@@ -98,9 +98,10 @@ class RunnerProcess:
                 self.kill()
         return self.process.returncode
 
-    def log(self) -> str:
+    def log(self, tail: int | None = 6000) -> str:
         path = self.data_dir / f"runner-{self.starts}.log"
-        return path.read_text(errors="replace")[-6000:] if path.exists() else ""
+        text = path.read_text(errors="replace") if path.exists() else ""
+        return text[-tail:] if tail else text
 
 
 class Tail(Generic[M]):

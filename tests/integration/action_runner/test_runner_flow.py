@@ -389,3 +389,22 @@ def test_bad_records_go_to_dead_letters_and_the_runner_goes_on(stack: Stack) -> 
     # Still running: the next good command is handled.
     stack.subscribe("c-after-bad")
     assert stack.run(send("c-after-bad")).outcome is ActionOutcome.DONE
+
+
+def test_logs_mask_numbers_and_never_carry_bodies(stack: Stack) -> None:
+    """Runs last in the module: everything above has been logged by now."""
+    lines = [
+        json.loads(line)
+        for line in stack.runner.log(tail=None).splitlines()
+        if line.startswith("{")
+    ]
+    events = [line["event"] for line in lines]
+    assert "service_ready" in events
+    assert events.count("action_handled") >= 30  # one line per handled command
+    text = "\n".join(json.dumps(line, ensure_ascii=False) for line in lines)
+    for number in ("+358401234567", "358401110001", "+358401110003"):
+        assert number not in text
+    for body in ("Tervetuloa", "Acme: help at acme.example", "Reply START"):
+        assert body not in text
+    handled = next(line for line in lines if line["event"] == "action_handled")
+    assert {"action_id", "account_id", "contact_id", "outcome", "where"} <= set(handled)
