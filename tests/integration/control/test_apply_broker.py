@@ -90,3 +90,15 @@ def test_an_unreachable_broker_exits_3(tmp_path: Path) -> None:
     settings = KafkaSettings(kafka_bootstrap_servers="127.0.0.1:9")
     code, _, _ = run(settings, file)
     assert code == 3
+
+
+def test_a_dry_run_validates_and_reports_but_publishes_nothing(
+    kafka_settings: KafkaSettings, tmp_path: Path
+) -> None:
+    file = tmp_path / "acme.yaml"
+    file.write_text(DESIGN_DOCUMENTS)
+    out = io.StringIO()
+    code = apply_paths(kafka_settings, [file], dry_run=True, out=out, err=io.StringIO())
+    assert code == 0
+    assert "Workflow acme/welcome-flow created (revision 1) (dry run)" in out.getvalue()
+    assert read_all(kafka_settings, DEFINITIONS) == []
