@@ -10,7 +10,6 @@ events (same ids, same idempotency key) rather than losing them.
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime
@@ -24,7 +23,6 @@ from faust.types import EventT, StreamT
 from schemas.actions import ActionCommand
 from schemas.contacts import ContactChange
 from schemas.envelope import utcnow
-from schemas.sms import InboundSms, ProviderOptOut
 from schemas.topics import (
     ACTION_RESULTS,
     ACTIONS,
@@ -47,13 +45,14 @@ from services.action_runner.commands import (
 from services.action_runner.consent import ConsentRecord, apply, decide_wide
 from services.action_runner.emissions import Emission
 from services.action_runner.idempotency import emission_id
-from services.action_runner.inbound import handle_inbound
+from services.action_runner.inbound import decode_inbound, handle_inbound
 from services.action_runner.internal import (
     CONSENT_COMMANDS,
     PHONE_INDEX,
     PhoneIndexUpdate,
     WideConsentCommand,
 )
+from services.action_runner.kafka_options import aiokafka_options, faust_credentials
 from services.action_runner.metrics import Metrics, reason_label
 from services.action_runner.phone_index import (
     ContactNumbers,
@@ -97,7 +96,7 @@ class ActionRunner:
         self.app = faust.App(
             app_id,
             broker=[f"kafka://{h}" for h in settings.kafka_bootstrap_servers.split(",")],
-            broker_credentials=_credentials(settings),
+            broker_credentials=faust_credentials(settings),
             store=settings.action_runner_store,
             datadir=str(datadir),
             topic_partitions=partitions,
@@ -129,7 +128,7 @@ class ActionRunner:
         self.barrier = ConsentBarrier(
             self.topics[CONSENT_COMMANDS].get_topic_name(),
             settings.consent_barrier_timeout_s,
-            _aiokafka_options(settings),
+            aiokafka_options(settings),
             committed=self._committed_offset,
         )
         self.app.on_before_shutdown.connect(self._close_barrier)  # type: ignore[arg-type]
@@ -362,7 +361,7 @@ class ActionRunner:
         log.info("number_index_updated", present=update.present, inherited_opt_out=bool(command))
 
     async def _answer_reply(self, message: Any) -> None:
-        event = _decode_inbound(message.value)
+        event = decode_inbound(message.value)
         structlog.contextvars.bind_contextvars(account_id=event.account_id, phone=event.key)
         await self._await(lambda: self.catalog.account(event.account_id) is not None)
         account = self.catalog.account(event.account_id)
@@ -459,53 +458,3 @@ class ActionRunner:
 
 def _dump(model: Any) -> dict[str, Any]:
     return dict(model.model_dump(mode="json"))
-
-
-def _decode_inbound(value: bytes | None) -> InboundSms | ProviderOptOut:
-    """``sms-inbound`` carries two event types: dispatch on ``event_type``."""
-    try:
-        event_type = json.loads(value or b"null").get("event_type")
-    except (ValueError, AttributeError) as exc:
-        raise DecodeError(f"malformed JSON: {exc}") from exc
-    if event_type == "sms.provider_opt_out":
-        return decode(ProviderOptOut, value)
-    if event_type == "sms.inbound":
-        return decode(InboundSms, value)
-    raise DecodeError(f"event_type: unknown {event_type!r} on sms-inbound")
-
-
-def _aiokafka_options(settings: RunnerSettings) -> dict[str, Any]:
-    options: dict[str, Any] = {
-        "bootstrap_servers": settings.kafka_bootstrap_servers.split(","),
-        "security_protocol": settings.kafka_security_protocol,
-    }
-    if "SSL" in settings.kafka_security_protocol.upper():
-        from aiokafka.helpers import create_ssl_context
-
-        options["ssl_context"] = create_ssl_context(cafile=settings.kafka_ssl_cafile)
-    if settings.kafka_sasl_mechanism:
-        password = settings.kafka_sasl_password
-        options["sasl_mechanism"] = settings.kafka_sasl_mechanism
-        options["sasl_plain_username"] = settings.kafka_sasl_username
-        options["sasl_plain_password"] = password.get_secret_value() if password else None
-    return options
-
-
-def _credentials(settings: RunnerSettings) -> Any:
-    protocol = settings.kafka_security_protocol.upper()
-    if protocol == "PLAINTEXT":
-        return None
-    ssl_context = None
-    if "SSL" in protocol:
-        from aiokafka.helpers import create_ssl_context
-
-        ssl_context = create_ssl_context(cafile=settings.kafka_ssl_cafile)
-    if settings.kafka_sasl_mechanism:
-        password = settings.kafka_sasl_password
-        return faust.SASLCredentials(
-            username=settings.kafka_sasl_username,
-            password=password.get_secret_value() if password else None,
-            ssl_context=ssl_context,
-            mechanism=settings.kafka_sasl_mechanism,
-        )
-    return faust.SSLCredentials(ssl_context)

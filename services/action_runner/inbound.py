@@ -6,6 +6,7 @@ Confirmations and HELP answers are non-marketing replies and bypass the consent 
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -21,6 +22,7 @@ from services.action_runner.internal import CONSENT_COMMANDS, WideConsentCommand
 from services.action_runner.keywords import Keyword
 from services.action_runner.phone_index import NumberEntry
 from services.action_runner.segments import count_segments
+from services.common.codec import DecodeError, decode
 from services.common.masking import mask_phone
 
 E164 = re.compile(r"^\+[1-9]\d{6,14}$")
@@ -187,3 +189,16 @@ def _reply(
             encoding=count.encoding,
         ),
     )
+
+
+def decode_inbound(value: bytes | None) -> InboundSms | ProviderOptOut:
+    """``sms-inbound`` carries two event types: dispatch on ``event_type``."""
+    try:
+        event_type = json.loads(value or b"null").get("event_type")
+    except (ValueError, AttributeError) as exc:
+        raise DecodeError(f"malformed JSON: {exc}") from exc
+    if event_type == "sms.provider_opt_out":
+        return decode(ProviderOptOut, value)
+    if event_type == "sms.inbound":
+        return decode(InboundSms, value)
+    raise DecodeError(f"event_type: unknown {event_type!r} on sms-inbound")

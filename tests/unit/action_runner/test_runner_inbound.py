@@ -168,3 +168,18 @@ def test_a_contact_gaining_an_opted_out_number_is_opted_out_too() -> None:
     fresh, none = apply_update(None, added)
     assert fresh.contacts == ["1001"]
     assert none is None
+
+
+def test_sms_inbound_carries_two_event_types() -> None:
+    from services.action_runner.inbound import decode_inbound
+    from services.common.codec import DecodeError, encode
+
+    assert isinstance(decode_inbound(encode(inbound("STOP"))), InboundSms)
+    opt_out = ProviderOptOut(account_id="acme", phone=NUMBER, error_code="21610")
+    assert isinstance(decode_inbound(encode(opt_out)), ProviderOptOut)
+    for bad in (b'{"event_type": "sms.other"}', b"[1]", b"{nope", None):
+        try:
+            decode_inbound(bad)
+        except DecodeError:
+            continue
+        raise AssertionError(f"{bad!r} decoded")
