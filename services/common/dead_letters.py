@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from typing import Literal
 
 from schemas.dead_letters import DeadLetter
 
@@ -19,7 +20,7 @@ def dead_letter(
     error: BaseException | None = None,
 ) -> DeadLetter:
     text: str | None
-    encoding: str = "utf-8"
+    encoding: Literal["utf-8", "base64"] = "utf-8"
     try:
         text = None if value is None else value.decode("utf-8")
     except UnicodeDecodeError:
@@ -33,5 +34,5 @@ def dead_letter(
         reason=reason,
         error_type=type(error).__name__ if error else "DecodeError",
         value=text,
-        value_encoding=encoding,  # type: ignore[arg-type]
+        value_encoding=encoding,
     )
