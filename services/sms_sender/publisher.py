@@ -51,7 +51,8 @@ class KafkaPublisher:
 
     async def statuses(self, events: list[SmsStatusEvent]) -> None:
         acks = [await self._send(SMS_STATUS.name, e.key, encode(e)) for e in events]
-        await asyncio.gather(*acks)
+        for ack in acks:
+            await ack
 
     async def inbound(self, event: InboundSms | ProviderOptOut) -> None:
         await (await self._send(SMS_INBOUND.name, event.key, encode(event)))
