@@ -53,6 +53,7 @@ class RequestConsumer:
         self._paused = False
         self._ready = False
         self._stop = threading.Event()
+        self._drain_on_stop = True
         self._thread = threading.Thread(target=self._run, name="request-consumer", daemon=True)
         self.error: BaseException | None = None
 
@@ -60,10 +61,12 @@ class RequestConsumer:
         self._thread.start()
         return self
 
-    def stop(self, timeout_s: float) -> None:
-        """Stop polling, let in-flight requests finish (bounded), commit, leave the group."""
+    def stop(self, drain: bool = True) -> None:
+        """Stop polling, let in-flight requests finish (bounded), commit, leave the group.
+        Without ``drain`` (after a crash) only what is already finished is committed."""
+        self._drain_on_stop = drain
         self._stop.set()
-        self._thread.join(timeout=timeout_s + 15)
+        self._thread.join(timeout=self.settings.sender_drain_wait_s + 15)
 
     def _run(self) -> None:
         consumer = make_consumer(
@@ -91,7 +94,8 @@ class RequestConsumer:
                 if time.monotonic() >= next_commit:
                     self._commit()
                     next_commit = time.monotonic() + self.settings.sender_commit_interval_s
-            self._drain(None)
+            if self._drain_on_stop:
+                self._drain(None)
             self._commit()
         except BaseException as exc:
             self.error = exc

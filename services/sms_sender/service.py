@@ -157,7 +157,7 @@ async def run(settings: SenderSettings, stop: asyncio.Event) -> int:
         await stop.wait()
     finally:
         log.info("service_stopping", crashed=bool(crashed))
-        await loop.run_in_executor(None, consumer.stop, settings.sender_drain_wait_s)
+        await loop.run_in_executor(None, consumer.stop, not crashed)
         for task in list(dispatcher.tasks):
             task.cancel()
         await asyncio.gather(*dispatcher.tasks, return_exceptions=True)

@@ -245,3 +245,20 @@ def test_a_bad_record_is_dead_lettered_and_the_next_one_still_sent(
     assert letters[0].service == "sms-sender"
     assert "malformed JSON" in letters[0].reason
     assert letters[0].key == good.key
+
+
+def test_after_a_graceful_stop_the_group_resumes_after_everything_handled(
+    stack: tuple[KafkaSettings, Simulator, Sender],
+) -> None:
+    """SIGTERM drains and commits: the restarted sender handles only what is new."""
+    settings, sim, sender = stack
+    assert sender.stop() == 0
+    sender.start()
+    (fresh,) = make_requests(1, "after-restart")
+    produce(settings, SMS_REQUESTS, [fresh])
+    wait_for(
+        lambda: any(m["idempotency_key"] == fresh.idempotency_key for m in sim.messages()),
+        what="the new request sent",
+    )
+    wait_for(lambda: sender.metric("smsflow_sender_requests_total") >= 1, what="its outcome")
+    assert sender.metric("smsflow_sender_requests_total") == 1

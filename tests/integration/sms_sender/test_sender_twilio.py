@@ -65,7 +65,8 @@ def test_an_opted_out_recipient_fails_with_21610_and_is_reported_for_opt_out(
     stack: tuple[KafkaSettings, Simulator, Sender],
 ) -> None:
     settings, sim, _ = stack
-    (request,) = make_requests(1, "optout")
+    # A number no other test sends to: the simulator keeps its opt-out list.
+    request = make_requests(1, "optout")[0].model_copy(update={"to": "+358409999901"})
     sim.post("/_sim/opt-outs", {"number": request.to})
     produce(settings, SMS_REQUESTS, [request])
 
@@ -87,3 +88,35 @@ def test_an_opted_out_recipient_fails_with_21610_and_is_reported_for_opt_out(
         r for r in sim.get("/_sim/requests") if r["idempotency_key"] == request.idempotency_key
     ]
     assert [r["status"] for r in attempts] == [400]  # permanent: not retried
+
+
+def test_sends_from_one_number_keep_to_its_rate_limit(
+    kafka_bootstrap: str, stack: tuple[KafkaSettings, Simulator, Sender]
+) -> None:
+    _, sim, _ = stack
+    settings = fresh_settings(kafka_bootstrap)
+    limited = Sender(
+        settings, sim, "twilio", free_port(), SMSFLOW_SENDER_MESSAGES_PER_S="10"
+    ).start()
+    try:
+        requests = make_requests(30, "paced", sender="+358457654321")
+        produce(settings, SMS_REQUESTS, requests)
+        keys = {r.idempotency_key for r in requests}
+
+        def accepted() -> list | None:  # type: ignore[type-arg]
+            found = [m for m in sim.messages() if m["idempotency_key"] in keys]
+            return found if len(found) == len(keys) else None
+
+        found = wait_for(accepted, what="the paced requests sent")
+    finally:
+        assert limited.stop() == 0
+    stamps = sorted(_at(m["received_at"]) for m in found)
+    # A burst of 10, then 10 per second: the last of 30 leaves no sooner than 2 s after the first.
+    assert stamps[-1] - stamps[0] >= 1.9
+    assert sum(1 for s in stamps if s - stamps[0] < 1.0) <= 20
+
+
+def _at(stamp: str) -> float:
+    from datetime import datetime
+
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
