@@ -40,6 +40,7 @@ class RequestConsumer:
         submit: Callable[[list[Job]], None],
         sync_ledger: Callable[[set[int]], bool],
         on_ready: Callable[[], None],
+        on_crash: Callable[[BaseException], None] = lambda _: None,
     ) -> None:
         self.settings = settings
         self.topic = settings.topic(SMS_REQUESTS)
@@ -47,6 +48,7 @@ class RequestConsumer:
         self.submit = submit
         self.sync_ledger = sync_ledger
         self.on_ready = on_ready
+        self.on_crash = on_crash
         self.max_in_flight = max(settings.sender_max_in_flight, 1)
         self._consumer: KafkaConsumer | None = None
         self._new: set[int] = set()
@@ -100,6 +102,7 @@ class RequestConsumer:
         except BaseException as exc:
             self.error = exc
             log.error("request_consumer_crashed", error=repr(exc))
+            self.on_crash(exc)
         finally:
             consumer.close(autocommit=False)
 

@@ -99,6 +99,7 @@ class Dispatcher:
             log.warning("request_dead_lettered", reason=job.dead_letter.reason)
         self.tracker.finish(job.partition, job.offset)
         self.metrics.in_flight.set(self.tracker.pending())
+        self.metrics.ledger_keys.set(len(self.ledger))
 
     def apply_remote(self, batch: list[tuple[SmsLedgerEntry, int]]) -> None:
         """Entries other senders wrote, read from ``sms-ledger``."""

@@ -37,6 +37,8 @@ class LedgerFeed:
         self._consumer: AIOKafkaConsumer | None = None
         self._task: asyncio.Task[None] | None = None
         self._progress = asyncio.Condition()
+        # Told when the tail dies: without it the ledger goes stale, so the service stops.
+        self.on_crash: Callable[[BaseException], None] | None = None
 
     async def start(self, partitions: set[int]) -> None:
         """Read ``partitions`` of the ledger (all of them) from the beginning."""
@@ -99,4 +101,6 @@ class LedgerFeed:
             log.error("ledger_feed_crashed", error=repr(exc))
             async with self._progress:
                 self._progress.notify_all()
+            if self.on_crash is not None:
+                self.on_crash(exc)
             raise

@@ -78,6 +78,9 @@ async def run(settings: SenderSettings, stop: asyncio.Event) -> int:
         crashed.append(error)
         stop.set()
 
+    def crash_from_thread(error: BaseException) -> None:
+        loop.call_soon_threadsafe(crash, error)
+
     dispatcher = Dispatcher(
         gateway=build_gateway(settings),
         publisher=publisher,
@@ -99,6 +102,7 @@ async def run(settings: SenderSettings, stop: asyncio.Event) -> int:
     try:
         await feed.start(await producer.partitions_for(settings.topic(SMS_LEDGER)))
         await asyncio.wait_for(feed.barrier(), LEDGER_REBUILD_TIMEOUT_S)
+        feed.on_crash = crash
     except BaseException:
         log.error("ledger_rebuild_failed", topic=settings.topic(SMS_LEDGER))
         await feed.stop()
@@ -152,6 +156,7 @@ async def run(settings: SenderSettings, stop: asyncio.Event) -> int:
         submit,
         sync_ledger=sync_ledger,
         on_ready=on_ready,
+        on_crash=crash_from_thread,
     ).start()
     try:
         await stop.wait()
