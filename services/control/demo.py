@@ -201,8 +201,14 @@ def main() -> int:
     finally:
         print("\nstopping the stack (smsflow dev down --purge)", flush=True)
         stack.down(purge=True)
-    print("\nevery SMS ended as expected" if ok else "\nsome SMS did not end as expected")
-    return 0 if ok else 1
+    if ok:
+        print("\nevery SMS ended as expected")
+        return 0
+    print(
+        f"\nsome SMS did not end as expected; the services' logs are kept in "
+        f"{stack.table.logs_dir} (one JSON line per handled record)"
+    )
+    return 1
 
 
 def _account_documents() -> list[dict[str, Any]]:
