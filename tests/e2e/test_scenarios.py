@@ -231,3 +231,37 @@ spec:
     assert "is a draft" in result.stderr
     assert "nothing was published" in result.stderr
     assert read_all(stack.settings, DEFINITIONS) == before
+
+
+def test_status_command_shows_every_scenario_with_masked_numbers(
+    stack: Stack, outcome: dict[str, SmsStatusEvent]
+) -> None:
+    table = stack.smsflow("status", "--account", "e2e")
+    assert table.returncode == 0, table.stderr
+    rows = {line.split()[0]: line for line in table.stdout.splitlines()[2:]}
+    assert "delivered" in rows["e2e:mobile"]
+    assert "+35840*****01" in rows["e2e:mobile"]
+    assert "invalid_phone_number" in rows["e2e:invalid-number"]
+    lines = stack.smsflow("status", "--json", "--contact", "mobile")
+    events = [SmsStatusEvent.model_validate_json(line) for line in lines.stdout.splitlines()]
+    assert {e.contact_id for e in events} == {"mobile"}
+    assert events[-1].status is SmsStatus.DELIVERED
+    numbers = [n for (_, _, n, *_) in SCENARIOS.values() if n]
+    assert not any(n in table.stdout + lines.stdout for n in numbers)
+
+
+def test_logs_never_carry_a_full_number_or_a_body(
+    stack: Stack, outcome: dict[str, SmsStatusEvent]
+) -> None:
+    secrets = [n for (_, _, n, *_) in SCENARIOS.values() if n]
+    secrets += [  # as written in the contact properties
+        item.split("=", 1)[1]
+        for (_, _, number, properties, *_) in SCENARIOS.values()
+        for item in properties
+        if number and item.startswith(("mobilephone=", "phone=")) and not item.endswith("=null")
+    ]
+    secrets += ["Welcome (e2e)", "VIP offer for"]
+    for name in ("enroller", "action-runner", "sms-sender", "gateway-sim"):
+        text = (stack.state_dir / "logs" / f"{name}.log").read_text(errors="replace")
+        leaked = [s for s in secrets if s in text]
+        assert leaked == [], f"{name}.log carries {leaked}"
