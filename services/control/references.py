@@ -40,7 +40,9 @@ def check_batch(batch: Iterable[Parsed], published: Catalog) -> list[Problem]:
     view = overlay(published, (item.document for item in items))
     for item in items:
         doc = item.document
-        if isinstance(doc, SmsMessage):
+        if isinstance(doc, Account):
+            problems += _check_account(item.source, doc, view)
+        elif isinstance(doc, SmsMessage):
             problems += _check_message(item.source, doc, view)
         elif isinstance(doc, Workflow):
             problems += _check_workflow(item.source, doc, view)
@@ -114,6 +116,26 @@ def _subscription_type_problem(
             f"subscription type '{type_id}' is not defined by account '{account.metadata.id}'",
             f"use one of the account's subscription_types ({listed}), or add "
             f"{{id: {type_id}, name: ...}} to the Account's spec.subscription_types",
+        )
+    ]
+
+
+def _check_account(source: SourceDocument, doc: Account, view: Catalog) -> list[Problem]:
+    """Replies (STOP) find their account by the number they were sent to: one owner each."""
+    others = sorted(
+        a.metadata.id
+        for a in view.accounts.values()
+        if a.spec.sender == doc.spec.sender and a.metadata.id != doc.metadata.id
+    )
+    if not others:
+        return []
+    return [
+        problem(
+            source,
+            ("spec", "sender"),
+            f"sender {doc.spec.sender} is already the sender of account '{others[0]}'; "
+            "replies such as STOP could not be told apart",
+            "give each account a sender number of its own",
         )
     ]
 

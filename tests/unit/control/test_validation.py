@@ -97,6 +97,7 @@ def test_send_sms_of_a_message_not_sent_by_workflows() -> None:
 def test_send_sms_of_another_accounts_message() -> None:
     other = account()
     other["metadata"]["id"] = "globex"
+    other["spec"]["sender"] = "+358451234568"
     msg = message()
     msg["metadata"]["account"] = "globex"
     found = only(validate(sources(account(), other, msg, workflow()), Catalog())[1])
@@ -196,3 +197,14 @@ def test_a_message_without_an_account_in_its_metadata() -> None:
     found = only(validate(sources(account(), msg), Catalog())[1])
     assert found.field == "metadata.account"
     assert "add metadata.account" in found.fix
+
+
+def test_two_accounts_may_not_share_a_sender_number() -> None:
+    other = account()
+    other["metadata"]["id"] = "globex"
+    problems = validate(sources(other), published(account()))[1]
+    found = only(problems)
+    assert found.field == "spec.sender"
+    assert "already the sender of account 'acme'" in found.message
+    other["spec"]["sender"] = "+358451234568"
+    assert validate(sources(other), published(account()))[1] == []
