@@ -10,6 +10,7 @@ from kafka import KafkaConsumer
 from schemas.topics import ACTIONS, CONTACT_CHANGES, SMS_INBOUND
 from services.action_runner.settings import RunnerSettings
 from services.common.definitions_feed import DefinitionsFeed
+from services.common.faust_topics import declare_app_topics
 from services.common.kafka import create_topics
 from services.common.logging import configure_logging, get_logger
 
@@ -51,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     from services.action_runner.app import ActionRunner
 
     runner = ActionRunner(settings, partitions, feed.catalog)
+    declare_app_topics(runner.app, settings)
     worker = faust.Worker(runner.app, loglevel="WARNING", quiet=True, redirect_stdouts=False)
     worker.spinner = None  # its terminal escapes would garble the JSON log lines
     log.info("service_starting", partitions=partitions, port=settings.action_runner_port)

@@ -45,11 +45,10 @@ def send_model(producer: KafkaProducer, topic: str, model: Any, key: str | None 
 def create_topics(
     settings: KafkaSettings, specs: Iterable[TopicSpec] = ALL_TOPICS, timeout_s: float = 30.0
 ) -> list[str]:
-    """Create every topic that is missing; returns the names created. Idempotent."""
-    admin = make_admin(settings)
-    try:
-        existing = set(admin.list_topics())
-        wanted = [
+    """Create every contract topic that is missing; returns the names created. Idempotent."""
+    return ensure_topics(
+        settings,
+        [
             NewTopic(
                 name=settings.topic(spec),
                 num_partitions=spec.partition_count(settings.partitions),
@@ -57,16 +56,33 @@ def create_topics(
                 topic_configs=spec.config(),
             )
             for spec in specs
-            if settings.topic(spec) not in existing
-        ]
+        ],
+        timeout_s,
+    )
+
+
+def ensure_topics(
+    settings: KafkaSettings, topics: Iterable[NewTopic], timeout_s: float = 60.0
+) -> list[str]:
+    """Create the topics that are missing and wait until the broker's metadata shows them.
+
+    Clients that subscribe to a topic before it is visible ignore it or fail to route to it,
+    so services create their topics up front rather than on first use.
+    """
+    topics = list(topics)
+    admin = make_admin(settings)
+    try:
+        existing = set(admin.list_topics())
         created: list[str] = []
-        for topic in wanted:
+        for topic in topics:
+            if topic.name in existing:
+                continue
             try:
                 admin.create_topics([topic])
                 created.append(topic.name)
             except TopicAlreadyExistsError:
                 pass  # a concurrent creator won: the goal is reached all the same
-        _wait_for_metadata(admin, [settings.topic(s) for s in specs], timeout_s)
+        _wait_for_metadata(admin, [t.name for t in topics], timeout_s)
         return created
     finally:
         admin.close()
