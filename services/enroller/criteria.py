@@ -36,6 +36,9 @@ class CompiledCriteria:
     # True when some AND-group matches a contact none of whose properties are set: such a
     # group can start matching without any of its properties changing (a new contact).
     matches_blank: bool
+    # Per group, per eq/is_any_of filter on text: the (property, text) pairs one of which a
+    # contact must hold for the group to match; the most selective filters first.
+    anchors: tuple[tuple[frozenset[tuple[str, str]], ...], ...] = ()
 
     def matches(self, properties: Properties) -> bool:
         for group in self.groups:
@@ -54,10 +57,36 @@ NOTHING = CompiledCriteria(groups=(), properties=frozenset(), matches_blank=Fals
 
 
 def compile_criteria(criteria: Sequence[Sequence[Filter]]) -> CompiledCriteria:
-    groups = tuple(tuple(compile_filter(f) for f in group) for group in criteria if group)
-    properties = frozenset(f.property for group in criteria for f in group)
+    kept = [group for group in criteria if group]
+    groups = tuple(tuple(compile_filter(f) for f in group) for group in kept)
+    properties = frozenset(f.property for group in kept for f in group)
     blank_groups = (all(p({}) for p in group) for group in groups)
-    return CompiledCriteria(groups=groups, properties=properties, matches_blank=any(blank_groups))
+    return CompiledCriteria(
+        groups=groups,
+        properties=properties,
+        matches_blank=any(blank_groups),
+        anchors=tuple(_anchors(group) for group in kept),
+    )
+
+
+def _anchors(group: Sequence[Filter]) -> tuple[frozenset[tuple[str, str]], ...]:
+    """For each filter the group requires that compares as plain text: its (property, text)
+    values, one of which a matching contact holds.
+
+    Only text operands qualify (no booleans, no numbers): for those, ``eq``/``is_any_of``
+    holds exactly when ``as_text(value)`` is one of the operands' texts.
+    """
+    found: list[frozenset[tuple[str, str]]] = []
+    for f in group:
+        if f.operator not in (Operator.EQ, Operator.IS_ANY_OF):
+            continue
+        operands = [v for v in [f.value, *(f.values or [])] if v is not None]
+        if not operands or not all(isinstance(v, str) and as_number(v) is None for v in operands):
+            continue
+        pairs = frozenset((f.property, as_text(v)) for v in operands if as_text(v))
+        if pairs:
+            found.append(pairs)
+    return tuple(sorted(found, key=len))
 
 
 def matches(criteria: Sequence[Sequence[Filter]], properties: Properties) -> bool:
@@ -118,6 +147,19 @@ def _equality(name: str, operands: list[Scalar]) -> Predicate:
     texts = {as_text(v) for v in operands if isinstance(v, str)}
     # "10" in a filter equals 10 on a contact and the other way round.
     numbers |= {n for n in (as_number(v) for v in operands if isinstance(v, str)) if n is not None}
+
+    if texts and not bools and not numbers:
+        # The common case (text operands only), kept to a look-up and one comparison.
+        def equal_text(props: Properties) -> bool:
+            value = props.get(name)
+            if value is None:
+                return False
+            if type(value) is str:
+                return value.strip().casefold() in texts  # blank "" is never an operand
+            return as_text(value) in texts
+
+        texts.discard("")
+        return equal_text
 
     def equal(props: Properties) -> bool:
         value = props.get(name)

@@ -8,18 +8,18 @@ depend on time or randomness either.
 
 from __future__ import annotations
 
-import uuid
+import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
 from schemas.actions import ActionCommand
 from schemas.enrollment import EnrollmentEvent
 
-_NAMESPACE = uuid.UUID("5b0f7d0e-6a43-4c1e-9f7a-2f0d5e8c9a11")
-
 
 def derived_id(*parts: object) -> str:
-    return uuid.uuid5(_NAMESPACE, "|".join(str(p) for p in parts)).hex
+    """32 hex digits (the size of a uuid4 hex), a digest of what caused the event."""
+    text = "|".join(str(p) for p in parts)
+    return hashlib.blake2b(text.encode(), digest_size=16, person=b"smsflow-enroll").hexdigest()
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,6 +11,8 @@ applied (and evaluated) like any contact change, so the next command sees it.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from schemas.actions import ActionCommand, ActionOutcome, ActionResult
 from schemas.contacts import ContactChange, PropertyValue
 from schemas.definitions import Delay, ManageSubscription, SetMarketingContactStatus
@@ -54,6 +56,7 @@ class ContactEngine:
         self.key = key
         self.state = state if state is not None else ContactState()
         self.now = now
+        self.moment = datetime.fromtimestamp(now, UTC)
         self.dedupe_window = dedupe_window
         self.effects = Effects()
 
@@ -93,7 +96,13 @@ class ContactEngine:
                 properties[name] = value
             if previous != value and name not in old:
                 old[name] = previous
-        candidates = self.index.candidates(self.account_id, old, created=not existed)
+        candidates = self.index.candidates(
+            self.account_id,
+            old,
+            created=not existed,
+            after=properties,
+            enrolled=state.enrolled_in(),
+        )
         if not candidates:
             return
         before: dict[str, PropertyValue] | None = None
@@ -284,8 +293,10 @@ class ContactEngine:
     def _command(self, workflow: CompiledWorkflow, enrollment: Enrollment) -> ActionCommand:
         enrollment_key = self._enrollment_id(workflow.workflow_id, enrollment)
         step_id = action_id(enrollment_key, enrollment.step)
-        return ActionCommand(
+        # Built without re-validation: every field comes from validated definitions and state.
+        return ActionCommand.model_construct(
             event_id=derived_id("command", step_id, enrollment.attempt),
+            occurred_at=self.moment,
             action_id=step_id,
             account_id=self.account_id,
             contact_id=self.contact_id,
@@ -316,8 +327,9 @@ class ContactEngine:
                 reason = f"{reason}:{verdict.detail}"
         enrollment_key = None if enrollment is None else self._enrollment_id(wid, enrollment)
         self.effects.events.append(
-            EnrollmentEvent(
+            EnrollmentEvent.model_construct(
                 event_id=derived_id("enrollment", self.key, wid, decision.value, cause),
+                occurred_at=self.moment,
                 account_id=self.account_id,
                 contact_id=self.contact_id,
                 workflow_id=wid,

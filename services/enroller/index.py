@@ -8,12 +8,14 @@ blank values (``is_unknown``, ``neq`` ...), since nothing it sets is needed for 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 
+from schemas.contacts import PropertyValue
 from schemas.definitions import Action, ObjectType, Workflow
 
 from .criteria import CompiledCriteria, compile_criteria
+from .values import as_text
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,15 +62,58 @@ def compile_workflow(workflow: Workflow, revision: int = 1) -> CompiledWorkflow:
 class AccountWorkflows:
     time_zone: str = "UTC"
     workflows: dict[str, CompiledWorkflow] = field(default_factory=dict)
-    by_property: dict[str, list[CompiledWorkflow]] = field(default_factory=dict)
-    blank_matchers: list[CompiledWorkflow] = field(default_factory=list)
+    by_property: dict[str, set[str]] = field(default_factory=dict)
+    blank_matchers: set[str] = field(default_factory=set)
+    # Workflows with a group that can only match a contact holding this (property, text)
+    # value, or both values of a pair of them (for groups with two or more such filters);
+    # and those with a group without such requirements (always worth evaluating).
+    by_anchor: dict[tuple[str, str], set[str]] = field(default_factory=dict)
+    by_anchor_pair: dict[tuple[tuple[str, str], tuple[str, str]], set[str]] = field(
+        default_factory=dict
+    )
+    unanchored: set[str] = field(default_factory=set)
 
     def add(self, workflow: CompiledWorkflow) -> None:
-        self.workflows[workflow.workflow_id] = workflow
+        wid = workflow.workflow_id
+        self.workflows[wid] = workflow
         for name in workflow.properties:
-            self.by_property.setdefault(name, []).append(workflow)
+            self.by_property.setdefault(name, set()).add(wid)
         if workflow.criteria.matches_blank:
-            self.blank_matchers.append(workflow)
+            self.blank_matchers.add(wid)
+        for anchors in workflow.criteria.anchors:
+            if not anchors:
+                self.unanchored.add(wid)
+                continue
+            first = anchors[0]
+            # A second requirement on another property (one property holds one value).
+            names = {name for name, _ in first}
+            second = next((a for a in anchors[1:] if not names & {n for n, _ in a}), None)
+            if second is None:
+                for value in first:
+                    self.by_anchor.setdefault(value, set()).add(wid)
+                continue
+            for one in first:
+                for other in second:
+                    key = (one, other) if one < other else (other, one)
+                    self.by_anchor_pair.setdefault(key, set()).add(wid)
+
+    def may_match(self, properties: Mapping[str, PropertyValue]) -> set[str]:
+        """Ids of the workflows whose criteria these properties can possibly meet."""
+        possible = set(self.unanchored)
+        values = sorted(
+            (name, as_text(value)) for name, value in properties.items() if value is not None
+        )
+        by_anchor, by_pair = self.by_anchor, self.by_anchor_pair
+        for position, value in enumerate(values):
+            hits = by_anchor.get(value)
+            if hits:
+                possible |= hits
+            if by_pair:
+                for other in values[position + 1 :]:
+                    hits = by_pair.get((value, other))
+                    if hits:
+                        possible |= hits
+        return possible
 
 
 @dataclass(slots=True)
@@ -105,23 +150,40 @@ class WorkflowIndex:
         return "UTC" if account is None else account.time_zone
 
     def candidates(
-        self, account_id: str, changed: Iterable[str], created: bool = False
+        self,
+        account_id: str,
+        changed: Iterable[str],
+        created: bool = False,
+        after: Mapping[str, PropertyValue] | None = None,
+        enrolled: Collection[str] = (),
     ) -> list[CompiledWorkflow]:
-        """Workflows whose verdict the change may alter, each once, in a stable order."""
+        """Workflows whose verdict the change may alter, each once, in a stable order.
+
+        With ``after`` (the contact's properties after the change), workflows that cannot
+        match them are left out unless the contact is enrolled in them: a contact that does
+        not match afterwards can be neither enrolled nor refused, only unenrolled.
+        """
         account = self.accounts.get(account_id)
         if account is None:
             return []
-        seen: dict[str, CompiledWorkflow] = {}
         by_property = account.by_property
-        for name in changed:
-            hits = by_property.get(name)
-            if hits:
-                for workflow in hits:
-                    seen.setdefault(workflow.workflow_id, workflow)
-        if created:
-            for workflow in account.blank_matchers:
-                seen.setdefault(workflow.workflow_id, workflow)
-        return list(seen.values())
+        hits = [found for name in changed if (found := by_property.get(name))]
+        if created and account.blank_matchers:
+            hits.append(account.blank_matchers)
+        if not hits:
+            return []
+        # Set algebra runs in C: with hundreds of workflows per property, filtering each
+        # property's set by what can match first keeps the work proportional to the result.
+        ids: set[str] = set()
+        if after is None:
+            ids.update(*hits)
+        else:
+            keep = account.may_match(after)
+            keep.update(enrolled)
+            for found in hits:
+                ids |= found & keep
+        workflows = account.workflows
+        return [workflows[wid] for wid in sorted(ids)]
 
 
 def is_contact_workflow(workflow: Workflow) -> bool:

@@ -7,8 +7,10 @@ workflow. Everything about one contact therefore changes in one table write.
 
 from __future__ import annotations
 
+import hashlib
 import json
-from dataclasses import dataclass, field
+from collections.abc import Collection
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
@@ -30,31 +32,84 @@ class Enrollment:
     due: float | None = None  # epoch seconds, for DELAYED and DEFERRED
 
 
-@dataclass(slots=True)
 class ContactState:
-    properties: dict[str, PropertyValue] = field(default_factory=dict)
-    seen: list[str] = field(default_factory=list)  # latest change ids, oldest first
-    deleted: bool = False
-    enrollments: dict[str, Enrollment] = field(default_factory=dict)  # active, by workflow
-    sequences: dict[str, int] = field(default_factory=dict)  # enrollments so far, by workflow
+    """A contact's record. Enrollments are decoded only when a decision needs them, so a
+    change that concerns no workflow costs a JSON round trip and little else."""
+
+    __slots__ = ("_enrollments", "_raw_enrollments", "deleted", "properties", "seen", "sequences")
+
+    def __init__(
+        self,
+        properties: dict[str, PropertyValue] | None = None,
+        seen: list[str] | None = None,
+        deleted: bool = False,
+        enrollments: dict[str, Enrollment] | None = None,
+        sequences: dict[str, int] | None = None,
+    ) -> None:
+        self.properties: dict[str, PropertyValue] = {} if properties is None else properties
+        self.seen: list[str] = [] if seen is None else seen  # digests of change ids, oldest first
+        self.deleted = deleted
+        self.sequences: dict[str, int] = {} if sequences is None else sequences
+        self._enrollments: dict[str, Enrollment] | None = {} if enrollments is None else enrollments
+        self._raw_enrollments: dict[str, list[Any]] = {}
 
     @property
-    def exists(self) -> bool:
-        return not self.deleted and bool(self.properties or self.enrollments or self.seen)
+    def enrollments(self) -> dict[str, Enrollment]:
+        """Active enrollments by workflow id."""
+        if self._enrollments is None:
+            self._enrollments = {
+                workflow: Enrollment(seq, step, _STATUS[status], attempt, due)
+                for workflow, (seq, step, status, attempt, due) in self._raw_enrollments.items()
+            }
+        return self._enrollments
+
+    def enrolled_in(self) -> Collection[str]:
+        """Ids of the workflows with an active enrollment, without decoding them."""
+        return self._raw_enrollments.keys() if self._enrollments is None else self._enrollments
 
     def next_due(self) -> float | None:
-        dues = [e.due for e in self.enrollments.values() if e.due is not None]
+        if self._enrollments is None:
+            dues = [raw[4] for raw in self._raw_enrollments.values() if raw[4] is not None]
+        else:
+            dues = [e.due for e in self._enrollments.values() if e.due is not None]
         return min(dues) if dues else None
 
     def remember(self, event_id: str, window: int) -> bool:
         """Record a change id; False when it was seen already (a redelivery)."""
-        short = event_id[:32]
-        if short in self.seen:
+        digest = change_digest(event_id)
+        if digest in self.seen:
             return False
-        self.seen.append(short)
+        self.seen.append(digest)
         if len(self.seen) > window:
             del self.seen[: len(self.seen) - window]
         return True
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ContactState):
+            return NotImplemented
+        return (
+            self.properties == other.properties
+            and self.seen == other.seen
+            and self.deleted == other.deleted
+            and self.enrollments == other.enrollments
+            and self.sequences == other.sequences
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"ContactState(properties={self.properties!r}, seen={self.seen!r}, "
+            f"deleted={self.deleted!r}, enrollments={self.enrollments!r}, "
+            f"sequences={self.sequences!r})"
+        )
+
+
+def change_digest(event_id: str) -> str:
+    """16 hex digits standing for a change id of any length (a fixed 8 bytes per entry)."""
+    return hashlib.blake2b(event_id.encode(), digest_size=8).hexdigest()
+
+
+_STATUS = {status.value: status for status in Status}
+_ENCODER = json.JSONEncoder(separators=(",", ":"))
 
 
 # ---------------------------------------------------------------- encoding
@@ -64,30 +119,32 @@ def encode_state(state: ContactState) -> bytes:
     record: dict[str, Any] = {"p": state.properties, "s": state.seen}
     if state.deleted:
         record["x"] = 1
-    if state.enrollments:
+    if state._enrollments is None:
+        if state._raw_enrollments:
+            record["e"] = state._raw_enrollments
+    elif state._enrollments:
         record["e"] = {
             workflow: [e.sequence, e.step, e.status.value, e.attempt, e.due]
-            for workflow, e in state.enrollments.items()
+            for workflow, e in state._enrollments.items()
         }
     if state.sequences:
         record["n"] = state.sequences
-    return json.dumps(record, separators=(",", ":"), ensure_ascii=False).encode()
+    return _ENCODER.encode(record).encode()
 
 
 def decode_state(raw: bytes | None) -> ContactState | None:
     if raw is None:
         return None
     record = json.loads(raw)
-    return ContactState(
+    state = ContactState(
         properties=record.get("p", {}),
         seen=record.get("s", []),
         deleted=bool(record.get("x")),
-        enrollments={
-            workflow: Enrollment(seq, step, Status(status), attempt, due)
-            for workflow, (seq, step, status, attempt, due) in record.get("e", {}).items()
-        },
         sequences=record.get("n", {}),
     )
+    state._enrollments = None
+    state._raw_enrollments = record.get("e", {})
+    return state
 
 
 def split_key(key: str) -> tuple[str, str]:

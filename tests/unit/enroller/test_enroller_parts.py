@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from schemas.definitions import DefinitionApplied
@@ -11,6 +11,7 @@ from services.enroller.state import (
     ContactState,
     Enrollment,
     Status,
+    change_digest,
     decode_state,
     encode_state,
     split_key,
@@ -52,8 +53,15 @@ def test_remember_keeps_a_bounded_window_of_change_ids() -> None:
     assert not state.remember("a", window=2)
     assert state.remember("b", window=2)
     assert state.remember("c", window=2)
-    assert state.seen == ["b", "c"]
+    assert state.seen == [change_digest("b"), change_digest("c")]
     assert state.remember("a", window=2)  # fell out of the window
+
+
+def test_change_ids_of_any_length_take_the_same_room() -> None:
+    long_ids = [f"crm-export-2026-11-27-contact-1001-change-{n:04d}" for n in range(50)]
+    digests = {change_digest(i) for i in long_ids}
+    assert len(digests) == 50  # a shared prefix does not make them collide
+    assert {len(d) for d in digests} == {16}
 
 
 def test_split_key() -> None:
@@ -142,3 +150,52 @@ def test_turned_on_scans_a_workflow_once_per_turn_on() -> None:
     assert scan == []
     held.apply(DefinitionApplied(document=workflow(enroll_existing=True), revision=3))
     assert turned_on(held.index(), marks)[0] == []
+
+
+PROPS = ["stage", "tier"]
+WORDS = ["a", "B", " b ", "10", "true"]
+filters = st.builds(
+    lambda prop, op, words, flag: (
+        {"property": prop, "operator": op, "values": words}
+        if op in ("is_any_of", "is_none_of")
+        else {"property": prop, "operator": op}
+        if op == "is_known"
+        else {"property": prop, "operator": op, "value": flag if op == "eq" and flag else words[0]}
+    ),
+    st.sampled_from(PROPS),
+    st.sampled_from(["eq", "is_any_of", "neq", "is_none_of", "is_known", "contains"]),
+    st.lists(st.sampled_from(WORDS), min_size=1, max_size=2),
+    st.sampled_from([None, None, True, 10]),
+)
+criteria_lists = st.lists(st.lists(filters, min_size=1, max_size=3), min_size=1, max_size=2)
+contacts = st.dictionaries(
+    st.sampled_from(PROPS),
+    st.one_of(st.sampled_from([*WORDS, "", "zz"]), st.just(True)),
+    max_size=3,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(criteria=st.lists(criteria_lists, min_size=1, max_size=4), contact=contacts)
+def test_index_pruning_never_drops_a_workflow_that_matches(
+    criteria: list[list[list[dict[str, object]]]], contact: dict[str, object]
+) -> None:
+    flows = [workflow(f"wf-{n}", criteria=c) for n, c in enumerate(criteria)]  # type: ignore[arg-type]
+    index = index_of(*flows)
+    matching = {w.workflow_id for w in index.workflows_of("acme") if w.matches(contact)}
+    found = index.candidates("acme", PROPS, after=contact)  # type: ignore[arg-type]
+    assert matching <= {w.workflow_id for w in found}
+
+
+def test_index_keeps_groups_with_two_requirements_on_one_property() -> None:
+    same = [[{"property": "stage", "operator": "eq", "value": "a"},
+             {"property": "stage", "operator": "is_any_of", "values": ["a", "b"]}]]  # fmt: skip
+    two = [[{"property": "stage", "operator": "eq", "value": "a"},
+            {"property": "tier", "operator": "is_any_of", "values": ["Gold", "x"]}]]  # fmt: skip
+    index = index_of(workflow("same", criteria=same), workflow("two", criteria=two))
+    found = index.candidates("acme", ["stage"], after={"stage": "a", "tier": " gold"})
+    assert [w.workflow_id for w in found] == ["same", "two"]
+    assert (
+        index.candidates("acme", ["stage"], after={"stage": "a", "tier": "silver"})[0].workflow_id
+        == "same"
+    )

@@ -1,0 +1,324 @@
+"""The enroller: the pure matching core, the process on the real broker, memory per contact.
+
+* ``enroller_core_unreferenced_changes_per_s``: 1,000 active workflows of realistic criteria,
+  10,000 contacts; 90 % of the changes touch only properties no workflow mentions. Each
+  change is applied the way the agent applies it (state decoded, decided, encoded).
+* ``enroller_core_referenced_changes_per_s``: the same, every change touching a property
+  that workflows' criteria mention.
+* ``enroller_changes_per_s``: the enroller process on the broker with the same workflows,
+  from the first produced change to the last one handled (``/metrics``), for updates of
+  contacts it already holds; ``make bench`` prints it beside the raw round-trip rate.
+* ``enroller_rss_mb_per_100k_contacts``: growth of the process's resident memory while it
+  takes in 100,000 new contacts of 10 properties each.
+
+    python bench/bench_enroller.py [BOOTSTRAP]
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from schemas.contacts import ContactChange  # noqa: E402
+from schemas.definitions import DefinitionApplied  # noqa: E402
+from schemas.topics import CONTACT_CHANGES, DEFINITIONS  # noqa: E402
+from services.common.kafka import create_topics, make_producer  # noqa: E402
+from services.common.settings import KafkaSettings  # noqa: E402
+from services.enroller.definitions import Definitions  # noqa: E402
+from services.enroller.engine import ContactEngine  # noqa: E402
+from services.enroller.state import decode_state, encode_state  # noqa: E402
+
+WORKFLOWS = 1000
+CORE_CONTACTS = 10_000
+CORE_CHANGES = 40_000
+E2E_CONTACTS = 100_000
+E2E_UPDATES = 30_000
+TIME_LIMIT_S = 60.0
+
+# ---------------------------------------------------------------- workload
+
+VOCAB: dict[str, list[Any]] = {
+    "lifecyclestage": ["subscriber", "lead", "mql", "sql", "opportunity", "customer", "evangelist"],
+    "country": ["FI", "SE", "NO", "DK", "DE", "FR", "ES", "IT", "NL", "US", "GB", "PL"],
+    "industry": [f"industry-{i}" for i in range(15)],
+    "plan": ["free", "starter", "pro", "enterprise"],
+    "tier": ["bronze", "silver", "gold", "platinum"],
+    "segment": [f"segment-{i}" for i in range(20)],
+    "language": ["fi", "sv", "en", "de", "fr", "es"],
+    "lead_source": ["ads", "organic", "referral", "event", "partner", "email"],
+    "jobtitle": ["ceo", "cto", "engineer", "marketer", "sales", "support", "student"],
+    "city": [f"city-{i}" for i in range(25)],
+    "hs_marketable_status": ["true", "false"],
+    "score": list(range(0, 101, 5)),
+    "num_orders": list(range(0, 30)),
+    "renewal_date": [f"2027-{m:02d}-15" for m in range(1, 13)],
+}
+UNREFERENCED = ["page_views", "last_seen", "utm_campaign", "notes", "browser", "timezone_guess"]
+TEXT_PROPS = [p for p, v in VOCAB.items() if isinstance(v[0], str) and "date" not in p]
+SEGMENTING = [p for p in TEXT_PROPS if len(VOCAB[p]) >= 6]
+
+
+def _filter(rng: random.Random, selective: bool = True) -> dict[str, Any]:
+    """A filter; a selective one matches a small share of contacts (as a segment does)."""
+    prop = rng.choice(SEGMENTING if selective else list(VOCAB))
+    vocab = VOCAB[prop]
+    if prop in ("score", "num_orders"):
+        op = rng.choice(["gt", "gte", "lt", "between"])
+        if op == "between":
+            low = rng.choice(vocab)
+            return {"property": prop, "operator": op, "values": [low, low + 20]}
+        return {"property": prop, "operator": op, "value": rng.choice(vocab)}
+    if prop == "renewal_date":
+        return {
+            "property": prop,
+            "operator": rng.choice(["before", "after"]),
+            "value": "2027-06-01",
+        }
+    broad = ["neq", "is_none_of", "is_known"]
+    op = rng.choice(["eq", "is_any_of"] if selective else ["eq", "is_any_of", *broad])
+    if op == "is_known":
+        return {"property": prop, "operator": op}
+    if op in ("is_any_of", "is_none_of"):
+        return {"property": prop, "operator": op, "values": rng.sample(vocab, 2)}
+    return {"property": prop, "operator": op, "value": rng.choice(vocab)}
+
+
+def workflow_documents(n: int = WORKFLOWS, seed: int = 7) -> list[dict[str, Any]]:
+    rng = random.Random(seed)
+    documents: list[dict[str, Any]] = [
+        {
+            "apiVersion": "smsflow/v1",
+            "kind": "Account",
+            "metadata": {"id": "acme"},
+            "spec": {"sms_access": True, "sender": "+358451234567", "time_zone": "Europe/Helsinki"},
+        }
+    ]
+    for i in range(n):
+        groups = [
+            [
+                _filter(rng),
+                _filter(rng),
+                *(_filter(rng, selective=False) for _ in range(rng.choice([0, 1]))),
+            ]
+            for _ in range(rng.choice([1, 1, 2]))
+        ]
+        spec: dict[str, Any] = {
+            "enabled": True,
+            "enrollment": {
+                "criteria": groups,
+                "reenroll_on": [rng.choice(TEXT_PROPS)] if rng.random() < 0.2 else [],
+            },
+            "suppression": [[_filter(rng)]] if rng.random() < 0.3 else [],
+            "actions": [
+                {"type": "set_marketing_contact_status", "marketing": True},
+                {"type": "delay", "days": 1},
+                {"type": "send_sms", "message": "welcome"},
+            ],
+        }
+        documents.append(
+            {
+                "apiVersion": "smsflow/v1",
+                "kind": "Workflow",
+                "metadata": {"id": f"wf-{i}", "account": "acme"},
+                "spec": spec,
+            }
+        )
+    return documents
+
+
+def new_contact(rng: random.Random, contact: int) -> ContactChange:
+    """A contact with 10 properties: 8 referenced by criteria, 2 not."""
+    names = rng.sample(list(VOCAB), 8)
+    properties = {name: rng.choice(VOCAB[name]) for name in names}
+    properties |= {"firstname": f"name-{contact}", "page_views": rng.randint(0, 500)}
+    return ContactChange(account_id="acme", contact_id=str(contact), properties=properties)
+
+
+def update(rng: random.Random, contacts: int, referenced_share: float) -> ContactChange:
+    if rng.random() < referenced_share:
+        name = rng.choice(list(VOCAB))
+        properties: dict[str, Any] = {name: rng.choice(VOCAB[name])}
+    else:
+        properties = {rng.choice(UNREFERENCED): rng.randint(0, 10**6)}
+    return ContactChange(
+        account_id="acme", contact_id=str(rng.randrange(contacts)), properties=properties
+    )
+
+
+def definitions() -> Definitions:
+    held = Definitions()
+    for document in workflow_documents():
+        held.apply(DefinitionApplied.model_validate({"document": document}))
+    return held
+
+
+# ---------------------------------------------------------------- the pure core
+
+
+def core_rate(referenced_share: float, seed: int = 11) -> float:
+    rng = random.Random(seed)
+    index = definitions().index()
+    store: dict[str, bytes] = {}
+    now = time.time()
+    for contact in range(CORE_CONTACTS):
+        change = new_contact(rng, contact)
+        engine = ContactEngine(index, change.key, None, now)
+        engine.apply_change(change)
+        store[change.key] = encode_state(engine.state)
+    changes = [update(rng, CORE_CONTACTS, referenced_share) for _ in range(CORE_CHANGES)]
+    started = time.perf_counter()
+    for change in changes:
+        key = change.key
+        engine = ContactEngine(index, key, decode_state(store.get(key)), now)
+        engine.apply_change(change)
+        if engine.effects.dirty:
+            store[key] = encode_state(engine.state)
+    return len(changes) / (time.perf_counter() - started)
+
+
+# ---------------------------------------------------------------- the process on the broker
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as handle:
+        for line in handle:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def _handled(port: int) -> float:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as response:
+        text = response.read().decode()
+    return sum(
+        float(m.group(1))
+        for m in re.finditer(r"smsflow_enroller_records_total\{[^}]*\} (\S+)", text)
+    )
+
+
+def _healthy(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as response:
+            return bool(response.status == 200)
+    except OSError:
+        return False
+
+
+def _produce(settings: KafkaSettings, changes: list[ContactChange]) -> None:
+    producer = make_producer(settings, linger_ms=20, batch_size=256 * 1024)
+    topic = settings.topic(CONTACT_CHANGES)
+    for change in changes:
+        producer.send(topic, key=change.key.encode(), value=change.model_dump_json().encode())
+    producer.flush(60)
+    producer.close()
+
+
+def _wait_handled(port: int, target: float, deadline: float) -> float:
+    while time.monotonic() < deadline:
+        if _handled(port) >= target:
+            return time.perf_counter()
+        time.sleep(0.05)
+    raise TimeoutError(f"enroller handled {_handled(port):.0f} of {target:.0f} in time")
+
+
+def process_figures(bootstrap: str) -> dict[str, float]:
+    settings = KafkaSettings(
+        kafka_bootstrap_servers=bootstrap,
+        topic_prefix=f"bench{os.getpid()}x{int(time.time()) % 100000}.",
+        partitions=6,
+    )
+    create_topics(settings)
+    producer = make_producer(settings)
+    for document in workflow_documents():
+        event = DefinitionApplied.model_validate({"document": document})
+        producer.send(
+            settings.topic(DEFINITIONS),
+            key=event.key.encode(),
+            value=event.model_dump_json(by_alias=True).encode(),
+        )
+    producer.flush(30)
+    producer.close()
+
+    rng = random.Random(5)
+    contacts = [new_contact(rng, c) for c in range(E2E_CONTACTS)]
+    updates = [update(rng, E2E_CONTACTS, 0.1) for _ in range(E2E_UPDATES)]
+    port = _free_port()
+    with tempfile.TemporaryDirectory() as data_dir:
+        env = {
+            **os.environ,
+            "SMSFLOW_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+            "SMSFLOW_TOPIC_PREFIX": settings.topic_prefix,
+            "SMSFLOW_ENROLLER_PORT": str(port),
+            "SMSFLOW_ENROLLER_HOST": "127.0.0.1",
+            "SMSFLOW_DATA_DIR": data_dir,
+        }
+        process = subprocess.Popen(
+            [sys.executable, "-m", "services.enroller"],
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            deadline = time.monotonic() + TIME_LIMIT_S
+            while not _healthy(port):
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("enroller did not become healthy")
+                time.sleep(0.2)
+            time.sleep(1.0)
+            idle_mb = _rss_mb(process.pid)
+            _produce(settings, contacts)
+            _wait_handled(port, E2E_CONTACTS, time.monotonic() + TIME_LIMIT_S)
+            loaded_mb = _rss_mb(process.pid)
+            started = time.perf_counter()
+            _produce(settings, updates)
+            finished = _wait_handled(
+                port, E2E_CONTACTS + E2E_UPDATES, time.monotonic() + TIME_LIMIT_S
+            )
+        finally:
+            process.terminate()
+            try:
+                process.wait(20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+    return {
+        "enroller_changes_per_s": E2E_UPDATES / (finished - started),
+        "enroller_rss_mb_per_100k_contacts": (loaded_mb - idle_mb) * 100_000 / E2E_CONTACTS,
+    }
+
+
+def run(bootstrap: str) -> dict[str, float]:
+    figures = {
+        "enroller_core_unreferenced_changes_per_s": core_rate(referenced_share=0.1),
+        "enroller_core_referenced_changes_per_s": core_rate(referenced_share=1.0),
+    }
+    figures |= process_figures(bootstrap)
+    return figures
+
+
+if __name__ == "__main__":
+    target = (
+        sys.argv[1]
+        if len(sys.argv) > 1
+        else os.environ.get("SMSFLOW_KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
+    )
+    for name, value in run(target).items():
+        print(f"{name} {value:,.1f}")
