@@ -62,7 +62,7 @@ VOCAB: dict[str, list[Any]] = {
     "city": [f"city-{i}" for i in range(25)],
     "hs_marketable_status": ["true", "false"],
     "score": list(range(0, 101, 5)),
-    "num_orders": list(range(0, 30)),
+    "num_orders": list(range(30)),
     "renewal_date": [f"2027-{m:02d}-15" for m in range(1, 13)],
 }
 UNREFERENCED = ["page_views", "last_seen", "utm_campaign", "notes", "browser", "timezone_guess"]
@@ -178,14 +178,15 @@ def core_rate(referenced_share: float, seed: int = 11) -> float:
         engine.apply_change(change)
         store[change.key] = encode_state(engine.state)
     changes = [update(rng, CORE_CONTACTS, referenced_share) for _ in range(CORE_CHANGES)]
-    started = time.perf_counter()
+    # CPU time of this process: the figure is "per core", whatever else the machine runs.
+    started = time.process_time()
     for change in changes:
         key = change.key
         engine = ContactEngine(index, key, decode_state(store.get(key)), now)
         engine.apply_change(change)
         if engine.effects.dirty:
             store[key] = encode_state(engine.state)
-    return len(changes) / (time.perf_counter() - started)
+    return len(changes) / (time.process_time() - started)
 
 
 # ---------------------------------------------------------------- the process on the broker

@@ -8,11 +8,12 @@ workflow. Everything about one contact therefore changes in one table write.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Collection
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
+
+import pydantic_core
 
 from schemas.contacts import PropertyValue
 
@@ -109,7 +110,6 @@ def change_digest(event_id: str) -> str:
 
 
 _STATUS = {status.value: status for status in Status}
-_ENCODER = json.JSONEncoder(separators=(",", ":"))
 
 
 # ---------------------------------------------------------------- encoding
@@ -129,13 +129,14 @@ def encode_state(state: ContactState) -> bytes:
         }
     if state.sequences:
         record["n"] = state.sequences
-    return _ENCODER.encode(record).encode()
+    # pydantic-core's JSON (already a dependency) is about three times faster than json's.
+    return pydantic_core.to_json(record)
 
 
 def decode_state(raw: bytes | None) -> ContactState | None:
     if raw is None:
         return None
-    record = json.loads(raw)
+    record = pydantic_core.from_json(raw)
     state = ContactState(
         properties=record.get("p", {}),
         seen=record.get("s", []),
