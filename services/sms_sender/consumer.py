@@ -52,7 +52,8 @@ class RequestConsumer:
         self.max_in_flight = max(settings.sender_max_in_flight, 1)
         self._consumer: KafkaConsumer | None = None
         self._new: set[int] = set()
-        self._paused = False
+        self._owned: set[int] = set()
+        self._revoked: set[int] = set()
         self._ready = False
         self._stop = threading.Event()
         self._drain_on_stop = True
@@ -89,7 +90,14 @@ class RequestConsumer:
                 batch = consumer.poll(timeout_ms=50)
                 if self._new:
                     self._sync_new_partitions()
-                jobs = [self._job(r) for records in batch.values() for r in records]
+                # Records of a partition no longer owned are left to its new owner, which
+                # starts from the committed offset.
+                jobs = [
+                    self._job(r)
+                    for tp, records in batch.items()
+                    if tp.partition in self._owned
+                    for r in records
+                ]
                 if jobs:
                     self.submit(jobs)
                 self._apply_back_pressure(consumer)
@@ -145,13 +153,17 @@ class RequestConsumer:
             self.on_ready()
 
     def _apply_back_pressure(self, consumer: KafkaConsumer) -> None:
+        # kafka-python keeps a partition's paused flag across a rebalance when the partition
+        # stays assigned, so the flags are read from the consumer, not remembered here.
         pending = self.tracker.pending()
-        if not self._paused and pending >= self.max_in_flight:
-            consumer.pause(*consumer.assignment())
-            self._paused = True
-        elif self._paused and pending <= self.max_in_flight * 3 // 4:
-            consumer.resume(*consumer.paused())
-            self._paused = False
+        if pending >= self.max_in_flight:
+            running = consumer.assignment() - consumer.paused()
+            if running:
+                consumer.pause(*running)
+        elif pending <= self.max_in_flight * 3 // 4:
+            paused = consumer.paused()
+            if paused:
+                consumer.resume(*paused)
 
     def _drain(self, partitions: set[int] | None, limit_s: float | None = None) -> None:
         deadline = time.monotonic() + (limit_s or self.settings.sender_drain_wait_s)
@@ -159,7 +171,8 @@ class RequestConsumer:
             time.sleep(0.02)
 
     def _commit(self, only: set[int] | None = None, wait: bool = True) -> None:
-        offsets = {p: o for p, o in self.tracker.committable().items() if only is None or p in only}
+        wanted = self._owned if only is None else only
+        offsets = {p: o for p, o in self.tracker.committable().items() if p in wanted}
         if not offsets or self._consumer is None:
             return
         request = {
@@ -182,13 +195,16 @@ class RequestConsumer:
     def revoked(self, partitions: set[int]) -> None:
         self._drain(partitions, self.settings.sender_session_timeout_ms / 2000)
         self._commit(partitions, wait=False)
-        self.tracker.forget(partitions)
-        self._paused = False
+        self._revoked |= partitions
+        self._owned -= partitions
         log.info("partitions_revoked", partitions=sorted(partitions))
 
     def assigned(self, partitions: set[int]) -> None:
-        self._new |= partitions
-        self._paused = False
+        # A partition assigned again keeps its fetch position in kafka-python, so it keeps
+        # its pending offsets here too; only partitions really gone are forgotten.
+        self.tracker.forget(self._revoked - partitions)
+        self._new |= partitions - self._revoked - self._owned
+        self._owned, self._revoked = set(partitions), set()
         if not partitions and not self._ready:
             self._ready = True
             self.on_ready()

@@ -80,3 +80,41 @@ def test_kill_9_with_twilio_never_sends_twice_and_fails_only_what_was_in_doubt(
     for key in keys - failed:
         assert accepted[key] == 1, key
         assert final_status(by_key[key]) in (SmsStatus.SENT, SmsStatus.DELIVERED), key
+
+
+def test_a_rebalance_mid_batch_on_twilio_sends_nothing_twice(kafka_bootstrap: str) -> None:
+    """A second sender joins mid-batch: partitions move, the ledger moves with them."""
+    settings = fresh_settings(kafka_bootstrap)
+    first_port, second_port = free_port(), free_port()
+    sim = Simulator("twilio", first_port, latency_ms=100, callback_delay_ms=20)
+    # Paced (60/s per instance) so the batch is still running when the second one joins.
+    paced = {"SMSFLOW_SENDER_MAX_IN_FLIGHT": str(IN_FLIGHT), "SMSFLOW_SENDER_MESSAGES_PER_S": "60"}
+    first = Sender(settings, sim, "twilio", first_port, **paced)
+    second = Sender(settings, sim, "twilio", second_port, **paced)
+    requests = make_requests(COUNT, "rebalance")
+    keys = {r.idempotency_key for r in requests}
+    try:
+        produce(settings, SMS_REQUESTS, requests)
+        first.start()
+        second.start()  # joins while the first is sending: the partitions are split
+        assert len(sim.messages()) < COUNT, "the batch finished before the rebalance"
+
+        def settled() -> dict | None:  # type: ignore[type-arg]
+            by_key = statuses_by_key(settings)
+            return by_key if all(final_status(by_key.get(k, [])) for k in keys) else None
+
+        by_key = wait_for(settled, timeout_s=90, interval_s=1, what="a status for every key")
+        accepted = Counter(m["idempotency_key"] for m in sim.messages())
+        handled = (
+            first.metric("smsflow_sender_requests_total"),
+            second.metric("smsflow_sender_requests_total"),
+        )
+    finally:
+        codes = (second.stop(), first.stop())
+        sim.stop()
+    assert codes == (0, 0)
+    assert min(handled) > 0  # both took part: partitions moved mid-batch
+    assert max(accepted.values()) == 1
+    failed = {k for k in keys if final_status(by_key[k]) is SmsStatus.FAILED}
+    assert len(failed) <= IN_FLIGHT
+    assert set(accepted) | failed == keys  # each key sent once, or failed as in doubt
