@@ -7,12 +7,19 @@ from collections.abc import Iterator
 
 import pytest
 
-from schemas.sms import ProviderOptOut, SmsStatus
-from schemas.topics import SMS_INBOUND, SMS_REQUESTS
+from schemas.definitions import DefinitionApplied
+from schemas.sms import InboundSms, ProviderOptOut, SmsStatus
+from schemas.topics import DEFINITIONS, SMS_REQUESTS
 from services.common.settings import KafkaSettings
 from tests.integration.sms_sender.processes import Sender, Simulator, free_port
-from tests.integration.sms_sender.traffic import final_status, make_requests, statuses_by_key
-from tests.support import fresh_settings, produce, read_models, wait_for
+from tests.integration.sms_sender.traffic import (
+    final_status,
+    inbound_events,
+    make_requests,
+    statuses_by_key,
+)
+from tests.samples import design_documents
+from tests.support import fresh_settings, produce, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -20,6 +27,8 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="module")
 def stack(kafka_bootstrap: str) -> Iterator[tuple[KafkaSettings, Simulator, Sender]]:
     settings = fresh_settings(kafka_bootstrap)
+    account = DefinitionApplied.model_validate({"document": design_documents()[0]})
+    produce(settings, DEFINITIONS, [account])
     port = free_port()
     sim = Simulator("twilio", port, latency_ms=20, callback_delay_ms=20)
     sender = Sender(settings, sim, "twilio", port)
@@ -76,11 +85,7 @@ def test_an_opted_out_recipient_fails_with_21610_and_is_reported_for_opt_out(
 
     (event,) = wait_for(failed, what="the failed status")
     assert (event.error_code, event.reason) == ("21610", "recipient_opted_out")
-    opt_outs = [
-        e
-        for e in read_models(settings, SMS_INBOUND, ProviderOptOut)
-        if e.event_type == "sms.provider_opt_out"
-    ]
+    opt_outs = [e for e in inbound_events(settings) if isinstance(e, ProviderOptOut)]
     assert [(e.key, e.idempotency_key, e.contact_id) for e in opt_outs] == [
         (f"acme:{request.to}", request.idempotency_key, request.contact_id)
     ]
@@ -120,3 +125,23 @@ def _at(stamp: str) -> float:
     from datetime import datetime
 
     return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+
+
+def test_a_twilio_signed_inbound_stop_reaches_sms_inbound(
+    stack: tuple[KafkaSettings, Simulator, Sender],
+) -> None:
+    settings, sim, _ = stack
+    answer = sim.post(
+        "/_sim/inbound", {"from": "+358401115566", "to": "+358451234567", "body": "Stop"}
+    )
+    assert (answer["forwarded"], answer["status"]) == (True, 200)
+    (event,) = [
+        e
+        for e in inbound_events(settings)
+        if isinstance(e, InboundSms) and e.from_ == "+358401115566"
+    ]
+    assert (event.account_id, event.body, event.provider_message_id) == (
+        "acme",
+        "Stop",
+        answer["id"],
+    )

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from schemas.sms import SmsRequest, SmsStatus, SmsStatusEvent
-from schemas.topics import SMS_STATUS
+from schemas.envelope import Event
+from schemas.sms import InboundSms, ProviderOptOut, SmsRequest, SmsStatus, SmsStatusEvent
+from schemas.topics import SMS_INBOUND, SMS_STATUS
+from services.common.codec import decode
 from services.common.settings import KafkaSettings
-from tests.support import read_models
+from tests.support import read_all, read_models
 
 
 def make_requests(count: int, prefix: str, sender: str = "+358451234567") -> list[SmsRequest]:
@@ -46,3 +48,12 @@ def final_status(events: list[SmsStatusEvent]) -> SmsStatus | None:
         if status in seen:
             return status
     return None
+
+
+def inbound_events(settings: KafkaSettings) -> list[InboundSms | ProviderOptOut]:
+    """``sms-inbound`` carries two event types: decode each by its ``event_type``."""
+    events: list[InboundSms | ProviderOptOut] = []
+    for _, value in read_all(settings, SMS_INBOUND):
+        kind = decode(Event, value).event_type
+        events.append(decode(InboundSms if kind == "sms.inbound" else ProviderOptOut, value))
+    return events
