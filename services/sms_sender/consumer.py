@@ -145,7 +145,7 @@ class RequestConsumer:
     def _sync_new_partitions(self) -> None:
         wanted, self._new = self._new, set()
         while not self.sync_ledger(wanted):
-            log.warning("ledger_sync_slow", partitions=sorted(wanted))
+            log.warning("ledger_sync_delayed", partitions=sorted(wanted))
             if self._stop.is_set():
                 return
         if not self._ready:

@@ -161,7 +161,7 @@ async def run(settings: SenderSettings, stop: asyncio.Event) -> int:
     try:
         await stop.wait()
     finally:
-        log.info("service_stopping", crashed=bool(crashed))
+        log.info("shutdown_started", crashed=bool(crashed))
         await loop.run_in_executor(None, consumer.stop, not crashed)
         for task in list(dispatcher.tasks):
             task.cancel()
