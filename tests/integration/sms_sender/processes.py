@@ -92,6 +92,7 @@ class Simulator:
             self.process.wait()
         if self.process.stdout is not None:
             self.process.stdout.close()
+        self.log.unlink(missing_ok=True)
 
 
 class Sender:
@@ -137,6 +138,7 @@ class Sender:
             self.process.stdout.close()
 
     def stop(self) -> int:
+        """SIGTERM and wait; the log is kept only when the exit was not clean."""
         if self.process is None or self.process.poll() is not None:
             return self.process.returncode if self.process else 0
         self.process.terminate()
@@ -147,6 +149,8 @@ class Sender:
             code = self.process.wait()
         if self.process.stdout is not None:
             self.process.stdout.close()
+        if code == 0:
+            self.log.unlink(missing_ok=True)
         return code
 
     def metric(self, name: str) -> float:
@@ -155,12 +159,3 @@ class Sender:
         return sum(
             float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name)
         )
-
-    def log_lines(self) -> list[dict[str, Any]]:
-        lines = []
-        for raw in self.log.read_text().splitlines():
-            try:
-                lines.append(json.loads(raw))
-            except ValueError:
-                continue
-        return lines

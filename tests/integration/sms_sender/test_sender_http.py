@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import re
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from datetime import datetime
@@ -249,6 +250,17 @@ def test_a_bad_record_is_dead_lettered_and_the_next_one_still_sent(
     assert letters[0].service == "sms-sender"
     assert "malformed JSON" in letters[0].reason
     assert letters[0].key == good.key
+
+
+def test_logs_carry_masked_numbers_and_no_bodies(
+    stack: tuple[KafkaSettings, Simulator, Sender], faulty_run: dict[str, object]
+) -> None:
+    _, _, sender = stack
+    text = sender.log.read_text()
+    assert "sms_sent" in text  # one line per handled request
+    assert "Tervetuloa" not in text
+    assert re.search(r"\+3584\d{8}", text) is None
+    assert "+3584*****" in text
 
 
 def test_after_a_graceful_stop_the_group_resumes_after_everything_handled(
