@@ -16,6 +16,9 @@ import aiohttp
 from services.sms_sender.gateway import Ambiguous, Refused, Rejected
 from services.sms_sender.retries import parse_retry_after
 
+# Provider codes that mean "not now" even on a 4xx: Twilio's sender queue is full (21611).
+TRANSIENT_CODES = frozenset({"21611"})
+
 
 @dataclass(frozen=True)
 class Response:
@@ -66,9 +69,11 @@ def classify_failure(response: Response) -> Rejected | Refused:
     code = payload.get("code")
     error_code = str(code) if isinstance(code, int | str) and code != "" else None
     status = response.status
-    if status in (408, 409, 425, 429) or status >= 500:
+    if status in (408, 409, 425, 429) or status >= 500 or error_code in TRANSIENT_CODES:
         retry_after = parse_retry_after(response.headers.get("Retry-After"), datetime.now(UTC))
         reason = {409: "key_in_flight", 429: "throttled"}.get(status, f"http_{status}")
+        if error_code in TRANSIENT_CODES:
+            reason = "sender_queue_full"
         return Refused(reason, status, error_code, retry_after)
     detail = payload.get("message")
     return Rejected(error_code or str(status), status, detail if isinstance(detail, str) else "")

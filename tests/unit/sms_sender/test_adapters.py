@@ -135,6 +135,12 @@ async def test_twilio_sends_form_fields_with_basic_auth(provider: tuple[str, Rec
             Refused("throttled", 429, "20429", 2.0),
         ),
         (
+            400,
+            twilio_error(21611, 400, "This 'From' number has exceeded the queued messages limit"),
+            {},
+            Refused("sender_queue_full", 400, "21611", None),
+        ),
+        (
             500,
             twilio_error(20500, 500, "An internal server error has occurred"),
             {},
