@@ -41,6 +41,7 @@ class RequestConsumer:
         sync_ledger: Callable[[set[int]], bool],
         on_ready: Callable[[], None],
         on_crash: Callable[[BaseException], None] = lambda _: None,
+        waiting: Callable[[], int] = lambda: 0,
     ) -> None:
         self.settings = settings
         self.topic = settings.topic(SMS_REQUESTS)
@@ -49,6 +50,7 @@ class RequestConsumer:
         self.sync_ledger = sync_ledger
         self.on_ready = on_ready
         self.on_crash = on_crash
+        self.waiting = waiting
         self.max_in_flight = max(settings.sender_max_in_flight, 1)
         self._consumer: KafkaConsumer | None = None
         self._new: set[int] = set()
@@ -155,7 +157,9 @@ class RequestConsumer:
     def _apply_back_pressure(self, consumer: KafkaConsumer) -> None:
         # kafka-python keeps a partition's paused flag across a rebalance when the partition
         # stays assigned, so the flags are read from the consumer, not remembered here.
-        pending = self.tracker.pending()
+        # Requests that only wait for a delivery callback (ambiguous, Twilio) do not count:
+        # after a crash many may wait for minutes, and sending must go on meanwhile.
+        pending = self.tracker.pending() - self.waiting()
         if pending >= self.max_in_flight:
             running = consumer.assignment() - consumer.paused()
             if running:

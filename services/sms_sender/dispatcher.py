@@ -76,6 +76,8 @@ class Dispatcher:
         self.tasks: set[asyncio.Task[None]] = set()
         self._settled: dict[str, asyncio.Event] = {}
         self._active: dict[str, asyncio.Future[None]] = {}  # keys being handled here now
+        # Requests only waiting for a callback: they hold their offset, not a sending slot.
+        self.waiting = 0
 
     # ------------------------------------------------------------ entry points
 
@@ -217,6 +219,7 @@ class Dispatcher:
         if current is not None and current.state in SETTLED_STATES:
             return
         event = self._settled.setdefault(key, asyncio.Event())
+        self.waiting += 1
         try:
             await asyncio.wait_for(event.wait(), timeout=max(remaining, 0.0))
         except TimeoutError:
@@ -224,6 +227,7 @@ class Dispatcher:
             failed = advance(latest, S.FAILED, reason=rules.AMBIGUOUS_OUTCOME)
             await self._record(failed, partition)
         finally:
+            self.waiting -= 1
             self._settled.pop(key, None)
 
     # ------------------------------------------------------------ helpers

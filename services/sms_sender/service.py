@@ -157,6 +157,7 @@ async def run(settings: SenderSettings, stop: asyncio.Event) -> int:
         sync_ledger=sync_ledger,
         on_ready=on_ready,
         on_crash=crash_from_thread,
+        waiting=lambda: dispatcher.waiting,
     ).start()
     try:
         await stop.wait()

@@ -185,12 +185,14 @@ async def test_ambiguous_on_twilio_is_never_resent_and_a_callback_resolves_it() 
     await asyncio.sleep(0.05)
     assert states(publisher) == [S.SENDING, S.UNKNOWN]
     assert tracker.committable() == {}  # unknown is not an outcome yet
+    assert dispatcher.waiting == 1  # holds its offset, not a sending slot
     report = DeliveryReport("SM9", "delivered", None, KEY)
     assert await dispatcher.report_delivery(report) == "recorded"
     await asyncio.gather(*dispatcher.tasks)
     assert gateway.calls_for(KEY) == 1
     assert statuses(publisher) == [(KEY, SmsStatus.SENT), (KEY, SmsStatus.DELIVERED)]
     assert tracker.committable() == {0: 2}
+    assert dispatcher.waiting == 0
 
 
 @pytest.mark.asyncio
