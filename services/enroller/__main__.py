@@ -73,6 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     except (StartupError, KafkaError, TimeoutError) as exc:
         print(f"smsflow enroller: {exc}", file=sys.stderr)
         return 1
+    (settings.data_dir / "enroller").mkdir(parents=True, exist_ok=True)  # faust makes one level
     enroller = Enroller(settings, definitions, partitions)
     worker = faust.Worker(
         enroller.app,
@@ -80,6 +81,9 @@ def main(argv: list[str] | None = None) -> int:
         redirect_stdouts=False,
         quiet=True,
     )
+    # faust's terminal spinner puts the root logger at DEBUG (to spin on every record),
+    # which makes every library's debug call build a log record: a large, silent cost.
+    worker.spinner = None
     log.info("service_starting", app_id=settings.app_id, partitions=partitions)
     try:
         worker.execute_from_commandline()

@@ -126,6 +126,11 @@ class Enroller:
             broker_heartbeat_interval=max(0.5, s.enroller_session_timeout_s / 10),
             consumer_auto_offset_reset="earliest",
             producer_acks=-1,
+            # Batch outputs for a few ms: one produce request per record costs more CPU
+            # than the record itself.
+            producer_linger_ms=s.enroller_linger_ms,
+            stream_buffer_maxsize=16384,
+            broker_max_poll_records=2000,
             web_bind=s.enroller_host,
             web_port=s.enroller_port,
             web_in_thread=False,
@@ -328,21 +333,25 @@ class Enroller:
         return [k for k in self._keys() if partition_of(k, self.partitions) in actives]
 
     async def _take_over(self, actives: set[int]) -> None:
-        """New assignment: rebuild the timer heap; re-send commands that may have been lost."""
+        """New assignment: rebuild the timer heap; re-send commands that may have been lost.
+
+        Yields to the agent now and then: a record handled meanwhile schedules its own
+        timers, and a heap entry made stale by it is dropped when it comes due.
+        """
         gained = actives - (self._actives or set())
         self._actives = actives
         self.timers.clear()
-        now = time.time()
         resend: list[str] = []
-        for key in self._owned_keys(actives):
+        for number, key in enumerate(self._owned_keys(actives), 1):
             state = self._load(key)
-            if state is None:
-                continue
-            self.timers.schedule(key, state.next_due())
-            if partition_of(key, self.partitions) in gained and state.enrollments:
-                resend.append(key)
+            if state is not None:
+                self.timers.schedule(key, state.next_due())
+                if partition_of(key, self.partitions) in gained and state.awaiting():
+                    resend.append(key)
+            if number % SCAN_YIELD_EVERY == 0:
+                await asyncio.sleep(0)
         for key in resend:
-            engine = self._engine(key, now)
+            engine = self._engine(key, time.time())
             engine.resend_pending()
             if engine.effects.commands:
                 await self._emit(engine)

@@ -17,6 +17,7 @@ class EnrollerSettings(KafkaSettings):
     enroller_timer_interval_s: float = 0.5  # how often due delays and deferrals are looked for
     enroller_dedupe_window: int = 24  # latest change ids remembered per contact
     enroller_commit_interval_s: float = 1.0
+    enroller_linger_ms: int = 10  # producer batching delay
     # A crashed instance's partitions move to the others after this long without heartbeats.
     enroller_session_timeout_s: float = 30.0
     log_level: str = "INFO"

@@ -68,6 +68,12 @@ class ContactState:
         """Ids of the workflows with an active enrollment, without decoding them."""
         return self._raw_enrollments.keys() if self._enrollments is None else self._enrollments
 
+    def awaiting(self) -> bool:
+        """True when a command is out waiting for its result (without decoding enrollments)."""
+        if self._enrollments is None:
+            return any(raw[2] == Status.AWAITING.value for raw in self._raw_enrollments.values())
+        return any(e.status is Status.AWAITING for e in self._enrollments.values())
+
     def next_due(self) -> float | None:
         if self._enrollments is None:
             dues = [raw[4] for raw in self._raw_enrollments.values() if raw[4] is not None]
