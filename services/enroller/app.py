@@ -14,10 +14,14 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Awaitable, Callable
+import weakref
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from types import SimpleNamespace
 from typing import Any, TypeVar
 
 import faust
+import faust.streams as faust_streams
 from faust.types import EventT
 from kafka.partitioner.default import murmur2
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -52,6 +56,32 @@ SCAN_YIELD_EVERY = 200  # contacts per event-loop turn in an enroll_existing sca
 def partition_of(key: str, partitions: int) -> int:
     """The partition Kafka's default partitioner (murmur2) gives a key."""
     return int(murmur2(key.encode()) & 0x7FFFFFFF) % partitions
+
+
+class _PartitionStandIn:
+    """Just enough of an event for a table write: ``.message.partition``."""
+
+    def __init__(self, partition: int) -> None:
+        self.message = SimpleNamespace(partition=partition, topic=None)
+
+
+@contextmanager
+def on_partition(partition: int) -> Iterator[None]:
+    """Table writes made outside a stream (by the timer) as if for an event of ``partition``.
+
+    faust's RocksDB store files each write under the current event's partition (the memory
+    store needs none); timer work has no event, so one is stood in while it writes. Inside
+    the agent the real event, on the key's own partition, is kept.
+    """
+    if faust_streams.current_event() is not None:
+        yield
+        return
+    stand_in = _PartitionStandIn(partition)
+    token = faust_streams._current_event.set(weakref.ref(stand_in))  # type: ignore[arg-type]
+    try:
+        yield
+    finally:
+        faust_streams._current_event.reset(token)
 
 
 class Enroller:
@@ -254,7 +284,8 @@ class Enroller:
         """Write the contact back (synchronously: no other task sees a half-applied record)."""
         if not engine.effects.dirty:
             return
-        self.contacts[engine.key.encode()] = encode_state(engine.state)
+        with on_partition(partition_of(engine.key, self.partitions)):
+            self.contacts[engine.key.encode()] = encode_state(engine.state)
         self.timers.schedule(engine.key, engine.state.next_due())
 
     async def _emit(self, engine: ContactEngine) -> None:
@@ -379,7 +410,8 @@ class Enroller:
                 await self._scan_existing(partition, workflow)
             if updated != marks:
                 marks_raw = json.dumps(updated, separators=(",", ":")).encode()
-                self.marks[mark_key.encode()] = marks_raw
+                with on_partition(partition):
+                    self.marks[mark_key.encode()] = marks_raw
         self._marks_seen = seen
 
     async def _scan_existing(self, partition: int, workflow: CompiledWorkflow) -> None:

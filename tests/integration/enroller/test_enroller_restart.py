@@ -123,3 +123,29 @@ def test_a_command_lost_in_a_crash_is_sent_again_with_the_same_ids(crashable: Cr
     crashable.wait_step("lost-1", 2, timeout_s=30)
     crashable.actions.settle(2.0)
     assert len(crashable.steps("lost-1", 2)) == 1
+
+
+def test_the_rocksdb_store_keeps_a_delay_across_a_crash(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    pytest.importorskip("rocksdict", reason="the optional rocksdb extra is not installed")
+    settings = fresh_settings(kafka_bootstrap)
+    publish_definitions(settings, [*account_and_message(), RESTART])
+    env = {**FAST_FAILOVER, "SMSFLOW_ENROLLER_STORE": "rocksdb://"}
+    actions = Tail(settings, ACTIONS, ActionCommand)
+    enroller = EnrollerProcess(settings, tmp_path, **env)
+    try:
+        enroller.start()
+        emit(settings, "rocks-1", lifecyclestage="customer")
+        answer(settings, actions.wait(lambda items: [c for c in items if c.step == 0])[0])
+        time.sleep(1.5)
+        enroller.kill()
+        enroller = EnrollerProcess(settings, tmp_path, **env)
+        enroller.start()
+        actions.wait(lambda items: [c for c in items if c.step == 2], 60, what="step 2")
+        actions.settle(1.0)
+        assert [c.step for c in actions.items] == [0, 2]
+        assert (tmp_path / "enroller").is_dir()
+    finally:
+        enroller.stop()
+        actions.close()

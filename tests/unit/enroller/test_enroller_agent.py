@@ -168,3 +168,17 @@ def test_partition_of_matches_the_java_default_partitioner(key: str, java_hash: 
     """Table writes go where producers put the key; timers depend on that."""
     for partitions in (3, 6, 7):
         assert partition_of(key, partitions) == (java_hash & 0x7FFFFFFF) % partitions
+
+
+def test_timer_writes_stand_in_for_an_event_of_the_keys_partition() -> None:
+    """faust's RocksDB store files writes under the current event's partition."""
+    import faust.streams
+
+    from services.enroller.app import on_partition
+
+    assert faust.streams.current_event() is None
+    with on_partition(4):
+        event = faust.streams.current_event()
+        assert event is not None
+        assert event.message.partition == 4
+    assert faust.streams.current_event() is None
