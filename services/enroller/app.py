@@ -94,11 +94,16 @@ class Enroller:
         self._actives: set[int] | None = None
         self._marks_seen: tuple[int, frozenset[int]] | None = None
         self._mark_keys: dict[int, str] = {}
+        self._counters: dict[str, Any] = {}
         self.app = self._make_app()
         app = self.app
         self.changes_topic = settings.topic(CONTACT_CHANGES)
         self.results_topic = settings.topic(ACTION_RESULTS)
         self.sources = app.topic(self.changes_topic, self.results_topic, schema=RAW)
+        self._expected = {
+            self.changes_topic: "contact.changed",
+            self.results_topic: "action.completed",
+        }
         self.actions = app.topic(settings.topic(ACTIONS), schema=RAW)
         self.events = app.topic(settings.topic(ENROLLMENT_EVENTS), schema=RAW)
         self.dead_letters = app.topic(settings.topic(DEAD_LETTERS), schema=RAW)
@@ -243,7 +248,7 @@ class Enroller:
             return
         finally:
             metrics.HANDLE_SECONDS.observe(time.perf_counter() - started)
-        metrics.RECORDS.labels(_short(message.topic), "handled").inc()
+        self._handled_counter(message.topic).inc()
         self._log(handled, engine)
 
     async def _apply(
@@ -262,8 +267,14 @@ class Enroller:
         self._store(engine)
         return handled, engine
 
+    def _handled_counter(self, topic: str) -> Any:
+        counter = self._counters.get(topic)
+        if counter is None:
+            counter = self._counters[topic] = metrics.RECORDS.labels(_short(topic), "handled")
+        return counter
+
     def _source_names(self) -> dict[str, str]:
-        return {self.changes_topic: "contact.changed", self.results_topic: "action.completed"}
+        return self._expected
 
     def _engine(self, key: str, now: float) -> ContactEngine:
         return ContactEngine(
@@ -284,8 +295,12 @@ class Enroller:
         """Write the contact back (synchronously: no other task sees a half-applied record)."""
         if not engine.effects.dirty:
             return
-        with on_partition(partition_of(engine.key, self.partitions)):
-            self.contacts[engine.key.encode()] = encode_state(engine.state)
+        raw = encode_state(engine.state)
+        if faust_streams.current_event() is not None:  # in the agent: the record's partition
+            self.contacts[engine.key.encode()] = raw
+        else:
+            with on_partition(partition_of(engine.key, self.partitions)):
+                self.contacts[engine.key.encode()] = raw
         self.timers.schedule(engine.key, engine.state.next_due())
 
     async def _emit(self, engine: ContactEngine) -> None:
