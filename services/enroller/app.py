@@ -11,19 +11,11 @@ partitions by key (``use_partitioner``), exactly like the producers of the sourc
 
 from __future__ import annotations
 
-import asyncio
-import json
 import time
-import weakref
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
-from types import SimpleNamespace
-from typing import Any, TypeVar
+from typing import Any
 
 import faust
-import faust.streams as faust_streams
 from faust.types import EventT
-from kafka.partitioner.default import murmur2
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from structlog.contextvars import bind_contextvars, clear_contextvars
 
@@ -36,52 +28,18 @@ from services.common.logging import get_logger
 from . import metrics
 from .definitions import Definitions
 from .engine import ContactEngine, InvalidRecord
-from .existing import turned_on
 from .inbound import decode_inbound
-from .index import CompiledWorkflow
+from .partitioning import in_stream, on_partition, partition_of
+from .retries import retrying
 from .settings import EnrollerSettings
 from .state import ContactState, decode_state, encode_state
 from .timers import TimerQueue
+from .upkeep import Upkeep
 
 log = get_logger("services.enroller")
-T = TypeVar("T")
 RAW: faust.Schema[bytes, bytes] = faust.Schema(
     key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
 )
-RETRIES = 3  # attempts at a record that fails unexpectedly before it is dead-lettered
-RETRY_PAUSE_S = 0.2
-SCAN_YIELD_EVERY = 200  # contacts per event-loop turn in an enroll_existing scan
-
-
-def partition_of(key: str, partitions: int) -> int:
-    """The partition Kafka's default partitioner (murmur2) gives a key."""
-    return int(murmur2(key.encode()) & 0x7FFFFFFF) % partitions
-
-
-class _PartitionStandIn:
-    """Just enough of an event for a table write: ``.message.partition``."""
-
-    def __init__(self, partition: int) -> None:
-        self.message = SimpleNamespace(partition=partition, topic=None)
-
-
-@contextmanager
-def on_partition(partition: int) -> Iterator[None]:
-    """Table writes made outside a stream (by the timer) as if for an event of ``partition``.
-
-    faust's RocksDB store files each write under the current event's partition (the memory
-    store needs none); timer work has no event, so one is stood in while it writes. Inside
-    the agent the real event, on the key's own partition, is kept.
-    """
-    if faust_streams.current_event() is not None:
-        yield
-        return
-    stand_in = _PartitionStandIn(partition)
-    token = faust_streams._current_event.set(weakref.ref(stand_in))  # type: ignore[arg-type]
-    try:
-        yield
-    finally:
-        faust_streams._current_event.reset(token)
 
 
 class Enroller:
@@ -90,10 +48,7 @@ class Enroller:
         self.definitions = definitions
         self.partitions = partitions
         self.timers = TimerQueue()
-        self.ready = False
-        self._actives: set[int] | None = None
-        self._marks_seen: tuple[int, frozenset[int]] | None = None
-        self._mark_keys: dict[int, str] = {}
+        self.upkeep = Upkeep(self)
         self._counters: dict[str, Any] = {}
         self.app = self._make_app()
         app = self.app
@@ -195,17 +150,17 @@ class Enroller:
     def _timer_fun(self) -> Any:
         async def fire_timers() -> None:
             try:
-                await self.tick(time.time())
+                await self.upkeep.tick(time.time())
             except Exception:  # the timer must keep running; the next tick retries
                 log.exception("timer_failed")
 
         return fire_timers
 
     def _add_pages(self) -> None:
-        enroller = self
+        upkeep = self.upkeep
 
         async def healthz(view: Any, request: Any) -> Any:
-            return view.json({"ok": enroller.ready}, status=200 if enroller.ready else 503)
+            return view.json({"ok": upkeep.ready}, status=200 if upkeep.ready else 503)
 
         async def prometheus(view: Any, request: Any) -> Any:
             # aiohttp wants the charset apart from the content type.
@@ -229,16 +184,18 @@ class Enroller:
         message = event.message
         started = time.perf_counter()
         clear_contextvars()
-        bind_contextvars(service="enroller")
         key = message.key.decode("utf-8", "replace") if message.key is not None else None
         bind_contextvars(
-            topic=message.topic, partition=message.partition, offset=message.offset, key=key
+            service="enroller",
+            topic=message.topic,
+            partition=message.partition,
+            offset=message.offset,
+            key=key,
         )
         try:
-            handled, engine = await _retrying(
-                lambda: self._apply(key, message.topic, message.value)
-            )
-            await _retrying(lambda: self._emit(engine))
+            handled, engine = await retrying(lambda: self._apply(key, message.topic, message.value))
+            if engine.effects.events or engine.effects.commands:
+                await retrying(lambda: self.emit(engine))
         except (DecodeError, InvalidRecord) as exc:
             await self._dead_letter(event, exc.reason, exc)
             return
@@ -249,22 +206,22 @@ class Enroller:
         finally:
             metrics.HANDLE_SECONDS.observe(time.perf_counter() - started)
         self._handled_counter(message.topic).inc()
-        self._log(handled, engine)
+        self.log_handled(handled, engine)
 
     async def _apply(
         self, key: str | None, topic: str, value: bytes | None
     ) -> tuple[str, ContactEngine]:
-        record = decode_inbound(topic, value, self._source_names())
+        record = decode_inbound(topic, value, self._expected)
         if key is None or key != record.key:
             raise InvalidRecord(f"record key {key!r} is not the contact key {record.key!r}")
-        engine = self._engine(key, time.time())
+        engine = self.engine(key, time.time())
         if isinstance(record, ContactChange):
             engine.apply_change(record)
             handled = "change_applied"
         else:
             engine.apply_result(record)
             handled = "result_applied"
-        self._store(engine)
+        self.store(engine)
         return handled, engine
 
     def _handled_counter(self, topic: str) -> Any:
@@ -273,37 +230,36 @@ class Enroller:
             counter = self._counters[topic] = metrics.RECORDS.labels(_short(topic), "handled")
         return counter
 
-    def _source_names(self) -> dict[str, str]:
-        return self._expected
+    # ------------------------------------------------------------ contacts
 
-    def _engine(self, key: str, now: float) -> ContactEngine:
+    def engine(self, key: str, now: float) -> ContactEngine:
         return ContactEngine(
             self.definitions.index(),
             key,
-            self._load(key),
+            self.load(key),
             now,
             self.settings.enroller_dedupe_window,
         )
 
-    def _load(self, key: str) -> ContactState | None:
+    def load(self, key: str) -> ContactState | None:
         return decode_state(self.contacts.get(key.encode()))
 
-    def _keys(self) -> list[str]:
+    def contact_keys(self) -> list[str]:
         return [key.decode() for key in list(self.contacts.keys())]
 
-    def _store(self, engine: ContactEngine) -> None:
+    def store(self, engine: ContactEngine) -> None:
         """Write the contact back (synchronously: no other task sees a half-applied record)."""
         if not engine.effects.dirty:
             return
         raw = encode_state(engine.state)
-        if faust_streams.current_event() is not None:  # in the agent: the record's partition
+        if in_stream():  # in the agent: the record's own partition
             self.contacts[engine.key.encode()] = raw
         else:
             with on_partition(partition_of(engine.key, self.partitions)):
                 self.contacts[engine.key.encode()] = raw
         self.timers.schedule(engine.key, engine.state.next_due())
 
-    async def _emit(self, engine: ContactEngine) -> None:
+    async def emit(self, engine: ContactEngine) -> None:
         raw_key = engine.key.encode()
         for decision in engine.effects.events:
             metrics.DECISIONS.labels(decision.decision.value).inc()
@@ -332,7 +288,7 @@ class Enroller:
         except Exception:
             log.exception("dead_letter_failed")
 
-    def _log(self, handled: str, engine: ContactEngine) -> None:
+    def log_handled(self, handled: str, engine: ContactEngine) -> None:
         effects = engine.effects
         fields: dict[str, Any] = {}
         if effects.events:
@@ -345,142 +301,6 @@ class Enroller:
         for note in effects.notes:
             fields.setdefault("notes", []).append({"event": note.event, **note.fields})
         log.info(handled, **fields)
-
-    # ------------------------------------------------------------ timer
-
-    async def tick(self, now: float) -> None:
-        """Timers, and the bookkeeping a new partition assignment or definition calls for."""
-        app = self.app
-        if app.rebalancing or not app.tables.recovery.completed.is_set():  # type: ignore[attr-defined]
-            return
-        actives = {
-            tp.partition for tp in app.assignor.assigned_actives() if tp.topic == self.changes_topic
-        }
-        if actives != self._actives:
-            await self._take_over(actives)
-        await self._check_turned_on(actives)
-        for key in self.timers.pop_due(now):
-            clear_contextvars()
-            bind_contextvars(service="enroller", key=key)
-            try:
-                engine = self._engine(key, now)
-                engine.fire_due()
-                self._store(engine)
-                await self._emit(engine)
-            except Exception:
-                log.exception("timer_failed")
-                continue
-            if engine.effects.dirty:
-                metrics.TIMERS_FIRED.inc()
-                self._log("timer_fired", engine)
-        metrics.TIMERS_PENDING.set(len(self.timers))
-
-    def _owned_keys(self, actives: set[int]) -> list[str]:
-        return [k for k in self._keys() if partition_of(k, self.partitions) in actives]
-
-    async def _take_over(self, actives: set[int]) -> None:
-        """New assignment: rebuild the timer heap; re-send commands that may have been lost.
-
-        Yields to the agent now and then: a record handled meanwhile schedules its own
-        timers, and a heap entry made stale by it is dropped when it comes due.
-        """
-        gained = actives - (self._actives or set())
-        self._actives = actives
-        self.timers.clear()
-        resend: list[str] = []
-        for number, key in enumerate(self._owned_keys(actives), 1):
-            state = self._load(key)
-            if state is not None:
-                self.timers.schedule(key, state.next_due())
-                if partition_of(key, self.partitions) in gained and state.awaiting():
-                    resend.append(key)
-            if number % SCAN_YIELD_EVERY == 0:
-                await asyncio.sleep(0)
-        for key in resend:
-            engine = self._engine(key, time.time())
-            engine.resend_pending()
-            if engine.effects.commands:
-                await self._emit(engine)
-                log.info(
-                    "commands_resent",
-                    key=key,
-                    dispatched=[c.action_id for c in engine.effects.commands],
-                )
-        if not self.ready:
-            self.ready = True
-            log.info("service_ready", partitions=sorted(actives), timers=len(self.timers))
-
-    # ------------------------------------------------------------ enroll_existing
-
-    async def _check_turned_on(self, actives: set[int]) -> None:
-        index = self.definitions.index()
-        seen = (index.version, frozenset(actives))
-        if seen == self._marks_seen:
-            return
-        for partition in sorted(actives):
-            mark_key = self._mark_key(partition)
-            marks = json.loads(self.marks.get(mark_key.encode()) or b"{}")
-            to_scan, updated = turned_on(index, marks)
-            for workflow in to_scan:
-                await self._scan_existing(partition, workflow)
-            if updated != marks:
-                marks_raw = json.dumps(updated, separators=(",", ":")).encode()
-                with on_partition(partition):
-                    self.marks[mark_key.encode()] = marks_raw
-        self._marks_seen = seen
-
-    async def _scan_existing(self, partition: int, workflow: CompiledWorkflow) -> None:
-        keys = [
-            k
-            for k in self._keys()
-            if k.startswith(f"{workflow.account_id}:")
-            and partition_of(k, self.partitions) == partition
-        ]
-        enrolled = 0
-        for number, key in enumerate(keys, 1):
-            engine = self._engine(key, time.time())
-            engine.enroll_existing(workflow)
-            self._store(engine)
-            if engine.effects.events:
-                enrolled += 1
-                await self._emit(engine)
-            if number % SCAN_YIELD_EVERY == 0:
-                await asyncio.sleep(0)
-        log.info(
-            "existing_scanned",
-            workflow=workflow.workflow_id,
-            account=workflow.account_id,
-            partition=partition,
-            contacts=len(keys),
-            decided=enrolled,
-        )
-
-    def _mark_key(self, partition: int) -> str:
-        """A key of the marks table that the default partitioner puts on ``partition``."""
-        key = self._mark_keys.get(partition)
-        if key is None:
-            key = next(
-                candidate
-                for candidate in (f"partition-{partition}-{n}" for n in range(100_000))
-                if partition_of(candidate, self.partitions) == partition
-            )
-            self._mark_keys[partition] = key
-        return key
-
-
-async def _retrying(attempt: Callable[[], Awaitable[T]]) -> T:
-    """Run ``attempt``; retry unexpected failures (not invalid records) a few times."""
-    for number in range(1, RETRIES + 1):
-        try:
-            return await attempt()
-        except (DecodeError, InvalidRecord):
-            raise
-        except Exception as exc:
-            if number == RETRIES:
-                raise
-            log.warning("record_retried", attempt=number, error=repr(exc))
-            await asyncio.sleep(RETRY_PAUSE_S * number)
-    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _short(topic: str) -> str:

@@ -16,7 +16,8 @@ from schemas.actions import ActionCommand
 from schemas.dead_letters import DeadLetter
 from schemas.enrollment import EnrollmentEvent
 from services.common.codec import decode, encode
-from services.enroller.app import Enroller, partition_of
+from services.enroller.app import Enroller
+from services.enroller.partitioning import partition_of
 from services.enroller.settings import EnrollerSettings
 from tests.unit.enroller.builders import change, definitions, result, workflow
 
@@ -174,7 +175,7 @@ def test_timer_writes_stand_in_for_an_event_of_the_keys_partition() -> None:
     """faust's RocksDB store files writes under the current event's partition."""
     import faust.streams
 
-    from services.enroller.app import on_partition
+    from services.enroller.partitioning import on_partition
 
     assert faust.streams.current_event() is None
     with on_partition(4):
