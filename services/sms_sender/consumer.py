@@ -82,6 +82,10 @@ class RequestConsumer:
             fetch_max_wait_ms=100,
             session_timeout_ms=self.settings.sender_session_timeout_ms,
             heartbeat_interval_ms=max(self.settings.sender_session_timeout_ms // 3, 100),
+            # Also the rebalance timeout: how long a join may wait for a member that does not
+            # come back (kafka-python's default, 5 minutes, would stall the group that long).
+            # The loop polls every 50 ms, and waits at most LEDGER_SYNC_TIMEOUT_S without.
+            max_poll_interval_ms=max(3 * self.settings.sender_session_timeout_ms, 30000),
         )
         self._consumer = consumer
         try:

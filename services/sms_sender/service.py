@@ -32,7 +32,7 @@ from services.sms_sender.twilio_gateway import TwilioGateway
 log = get_logger("sms_sender")
 
 LEDGER_REBUILD_TIMEOUT_S = 300.0
-LEDGER_SYNC_TIMEOUT_S = 30.0
+LEDGER_SYNC_TIMEOUT_S = 10.0
 
 
 def build_gateway(settings: SenderSettings) -> SmsGateway:
