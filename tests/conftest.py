@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import structlog
 
 from services.common.local_kafka import BrokerError, LocalBroker, broker_answers
 from services.common.settings import KafkaSettings
@@ -73,3 +74,11 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def kafka_settings(kafka_bootstrap: str) -> KafkaSettings:
     """A topic prefix of this test's own, with every topic created."""
     return fresh_settings(kafka_bootstrap)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_structlog() -> Iterator[None]:
+    """Tests that configure logging must not leave a cached logger bound to a closed stream."""
+    yield
+    structlog.reset_defaults()
+    structlog.contextvars.clear_contextvars()

@@ -16,6 +16,7 @@ from kafka.errors import KafkaError
 
 from schemas.topics import ACTION_RESULTS, CONTACT_CHANGES
 from services.common.definitions_feed import DefinitionsFeed
+from services.common.faust_topics import declare_app_topics
 from services.common.kafka import make_consumer
 from services.common.logging import configure_logging, get_logger
 
@@ -75,6 +76,11 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     (settings.data_dir / "enroller").mkdir(parents=True, exist_ok=True)  # faust makes one level
     enroller = Enroller(settings, definitions, partitions)
+    try:
+        declare_app_topics(enroller.app, settings)
+    except (KafkaError, TimeoutError) as exc:
+        print(f"smsflow enroller: {exc}", file=sys.stderr)
+        return 1
     worker = faust.Worker(
         enroller.app,
         loglevel="WARN",
