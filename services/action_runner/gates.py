@@ -18,8 +18,8 @@ from services.action_runner.consent import ConsentRecord, may_send
 from services.action_runner.phones import resolve_recipient
 from services.action_runner.quiet_hours import NoCommonWindow, next_opening, recipient_zones
 from services.action_runner.rendering import RenderError, render, with_opt_out
-from services.action_runner.segments import count_segments
 from services.common.masking import mask_phone
+from services.common.segments import count_segments
 
 DEFAULT_MAX_SEGMENTS = 10
 

@@ -21,9 +21,9 @@ from services.action_runner.idempotency import emission_id, reply_key
 from services.action_runner.internal import CONSENT_COMMANDS, WideConsentCommand
 from services.action_runner.keywords import Keyword
 from services.action_runner.phone_index import NumberEntry
-from services.action_runner.segments import count_segments
 from services.common.codec import DecodeError, decode
 from services.common.masking import mask_phone
+from services.common.segments import count_segments
 
 E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 NO_CONTACT = "unknown"  # the contact id of a reply to a number no contact has

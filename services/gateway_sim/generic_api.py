@@ -7,11 +7,12 @@ import time
 
 from aiohttp import web
 
+from services.common.segments import count_segments
+
 from .faults import Fault
 from .idempotency import Claim, StoredResponse, fingerprint, parse_idempotency_key
 from .ledger import MessageRecord
 from .responses import dump, raw_json_response, read_json_object, refusal
-from .segments import count_segments
 from .simulator import Simulator
 from .state import SIMULATOR
 from .validation import ApiError, check_message

@@ -13,12 +13,13 @@ from typing import Any
 
 from aiohttp import hdrs, web
 
+from services.common.segments import count_segments
+
 from .callbacks import API_VERSION
 from .clock import rfc2822, utc_now
 from .faults import Fault
 from .ledger import MessageRecord
 from .responses import json_response, refusal
-from .segments import count_segments
 from .simulator import Simulator
 from .state import SIMULATOR
 from .validation import ApiError, check_message

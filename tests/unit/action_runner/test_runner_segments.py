@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from schemas.sms import Encoding
-from services.action_runner.segments import GSM7_BASIC, GSM7_EXTENSION, count_segments
+from services.common.segments import GSM7_BASIC, GSM7_EXTENSION, count_segments
 
 CYRILLIC = "Ж"
 EMOJI = "😀"

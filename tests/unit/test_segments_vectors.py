@@ -1,10 +1,10 @@
-"""GSM-7 / UCS-2 segment counting (vectors after Twilio's segment calculator)."""
+"""GSM-7 / UCS-2 segment counting shared by the simulator and the runner (Twilio's vectors)."""
 
 from __future__ import annotations
 
 import pytest
 
-from services.gateway_sim.segments import count_segments
+from services.common.segments import count_segments
 
 
 @pytest.mark.parametrize(
@@ -33,4 +33,5 @@ from services.gateway_sim.segments import count_segments
     ],
 )
 def test_count_segments(body: str, segments: int, encoding: str) -> None:
-    assert count_segments(body) == (segments, encoding)
+    counted = count_segments(body)
+    assert (counted.segments, counted.encoding) == (segments, encoding)
