@@ -88,7 +88,7 @@ def _process(sim: Simulator, key: str, payload: dict[str, object]) -> StoredResp
     assert isinstance(from_, str)
     assert isinstance(body, str)
     assert callback is None or isinstance(callback, str)
-    segments, encoding = count_segments(body)
+    segments, encoding, _ = count_segments(body)
     record = MessageRecord(
         id="msg_" + os.urandom(16).hex(),
         api="http",

@@ -56,7 +56,7 @@ async def create_message(request: web.Request) -> web.Response:
         assert body is not None
         key = request.headers.get("I-Idempotency-Key") or request.headers.get("Idempotency-Key")
         now = utc_now()
-        segments, encoding = count_segments(body)
+        segments, encoding, _ = count_segments(body)
         record = MessageRecord(
             id="SM" + os.urandom(16).hex(),
             api="twilio",
