@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import re
 
-_PHONE = re.compile(r"\+?\d[\d \-()]{6,}\d")
+# A run of digits (with the usual separators) standing alone: digits inside ids such as
+# idempotency keys or provider message ids are left as they are.
+_PHONE = re.compile(r"(?<![\w\-])\+?\d[\d \-()]{6,}\d(?![\w\-])")
 
 
 def mask_phone(number: str | None) -> str | None:

@@ -15,6 +15,8 @@ from .state import SIMULATOR
 from .webhooks import WebhookError
 
 log = structlog.get_logger("gateway_sim")
+# The caller of /_sim/inbound waits for the forward: a few quick tries, then 502.
+INBOUND_ATTEMPTS = 3
 
 
 async def deliver_inbound(request: web.Request) -> web.Response:
@@ -40,7 +42,7 @@ async def deliver_inbound(request: web.Request) -> web.Response:
                 "Body": body,
                 "AccountSid": settings.twilio_account_sid,
             }
-            status = await sim.webhooks.post_twilio_form(url, params)
+            status = await sim.webhooks.post_twilio_form(url, params, attempts=INBOUND_ATTEMPTS)
         else:
             message_id = "in_" + os.urandom(16).hex()
             forward = {
@@ -50,7 +52,7 @@ async def deliver_inbound(request: web.Request) -> web.Response:
                 "body": body,
                 "received_at": rfc3339(utc_now()),
             }
-            status = await sim.webhooks.post_json(url, forward)
+            status = await sim.webhooks.post_json(url, forward, attempts=INBOUND_ATTEMPTS)
     except WebhookError as exc:
         log.warning("inbound_forward_failed", from_masked=mask_phone(from_), reason=str(exc))
         return json_response({"forwarded": False, "reason": f"webhook unreachable: {exc}"}, 502)

@@ -27,5 +27,7 @@ class SimSettings:
     twilio_auth_token: str = "test-auth-token"
     twilio_account_sid: str = DEFAULT_ACCOUNT_SID  # AccountSid of forwarded inbound replies
     webhook_secret: str = "dev-webhook-secret"
-    callback_attempts: int = 3
+    # Connection failures are retried with backoff (0.25 s doubling, capped at 5 s): about
+    # 30 s in all, so delivery reports survive a receiver restart, as with real providers.
+    callback_attempts: int = 9
     callback_timeout_s: float = 5.0

@@ -32,25 +32,33 @@ class WebhookClient:
         webhook_secret: str,
         twilio_auth_token: str,
         attempts: int = 3,
-        backoff_s: float = 0.1,
+        backoff_s: float = 0.25,
+        max_backoff_s: float = 5.0,
     ) -> None:
         self._session = session
         self._secret = webhook_secret
         self._token = twilio_auth_token
         self._attempts = max(attempts, 1)
         self._backoff_s = backoff_s
+        self._max_backoff_s = max_backoff_s
 
-    async def post_json(self, url: str, payload: Mapping[str, Any]) -> int:
+    async def post_json(
+        self, url: str, payload: Mapping[str, Any], attempts: int | None = None
+    ) -> int:
         """POST JSON signed with ``X-Smsflow-Signature``; returns the response status."""
         body = json.dumps(payload, separators=(",", ":")).encode()
         headers = {
             "Content-Type": "application/json",
             SMSFLOW_SIGNATURE_HEADER: smsflow_signature(self._secret, body),
         }
-        return await self._post(url, body, headers)
+        return await self._post(url, body, headers, attempts)
 
     async def post_twilio_form(
-        self, url: str, params: Mapping[str, str], idempotency_token: str | None = None
+        self,
+        url: str,
+        params: Mapping[str, str],
+        idempotency_token: str | None = None,
+        attempts: int | None = None,
     ) -> int:
         """POST a form signed the way Twilio signs its webhooks."""
         headers = {
@@ -59,18 +67,21 @@ class WebhookClient:
         }
         if idempotency_token is not None:
             headers[TWILIO_IDEMPOTENCY_HEADER] = idempotency_token
-        return await self._post(url, urlencode(params).encode(), headers)
+        return await self._post(url, urlencode(params).encode(), headers, attempts)
 
-    async def _post(self, url: str, body: bytes, headers: Mapping[str, str]) -> int:
+    async def _post(
+        self, url: str, body: bytes, headers: Mapping[str, str], attempts: int | None
+    ) -> int:
+        attempts = max(attempts or self._attempts, 1)
         # Only connection-level failures are retried: an HTTP answer, even 5xx, means
         # the receiver saw the request, and repeating it is the receiver's call.
-        for attempt in range(self._attempts):
+        for attempt in range(attempts):
             try:
                 async with self._session.post(url, data=body, headers=headers) as response:
                     await response.read()
                     return response.status
             except (TimeoutError, aiohttp.ClientError, ValueError) as exc:
-                if attempt + 1 == self._attempts:
+                if attempt + 1 == attempts:
                     raise WebhookError(f"{type(exc).__name__}: {exc}") from exc
-            await asyncio.sleep(self._backoff_s * 3**attempt)
+            await asyncio.sleep(min(self._max_backoff_s, self._backoff_s * 2**attempt))
         raise AssertionError("unreachable")

@@ -23,6 +23,12 @@ def test_mask_phone_keeps_prefix_and_last_two(number: str | None, masked: str | 
 
 def test_free_text_numbers_are_masked() -> None:
     assert mask_phones_in("cannot parse +358401234567 now") == "cannot parse +35840*****67 now"
+    assert mask_phones_in("to 040 123 4567.") == "to 04012***67."
+
+
+@pytest.mark.parametrize("text", ["sms-3f2a9c0d1e12345678", "bench-00001286", "msg_1234567890ab"])
+def test_digits_inside_ids_are_left_alone(text: str) -> None:
+    assert mask_phones_in(text) == text
 
 
 def test_log_lines_never_carry_full_numbers_or_bodies() -> None:
