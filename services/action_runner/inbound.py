@@ -76,7 +76,9 @@ def handle_inbound(
             SubscriptionStatus.UNSUBSCRIBED,
             now,
         )
-        text = keywords.stop_confirmation(event.account_id)
+        # No reply: the provider confirms an opt-out itself and refuses any later message to
+        # the number (Twilio answers 21610), so a confirmation of ours could not be delivered.
+        return handled
     else:
         _opt(
             handled,

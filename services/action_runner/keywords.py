@@ -39,12 +39,5 @@ def help_text(account_id: str, configured: str | None) -> str:
     return f"{account_id}: Reply STOP to opt out. Msg&data rates may apply."
 
 
-def stop_confirmation(account_id: str) -> str:
-    return (
-        f"{account_id}: You are unsubscribed and will receive no more messages. "
-        "Reply START to resubscribe."
-    )
-
-
 def start_confirmation(account_id: str) -> str:
     return f"{account_id}: You are resubscribed. Reply HELP for help, STOP to opt out."

@@ -40,7 +40,7 @@ def commands(handled: object) -> list[WideConsentCommand]:
     ]
 
 
-def test_stop_opts_out_every_contact_with_the_number_and_confirms() -> None:
+def test_stop_opts_out_every_contact_with_the_number_and_leaves_confirming_to_the_gateway() -> None:
     handled = handle_inbound(inbound(" stop "), TWO, account(), NOON)
     assert handled.kind == "stop"
     opted = commands(handled)
@@ -50,13 +50,9 @@ def test_stop_opts_out_every_contact_with_the_number_and_confirms() -> None:
     assert [e.key for e in handled.effects.emissions[:2]] == ["acme:1001", "acme:1002"]
     assert handled.entry is not None
     assert handled.entry.opted_out
-    reply = [e.event for e in handled.effects.emissions if isinstance(e.event, SmsRequest)]
-    assert len(reply) == 1
-    assert reply[0].to == NUMBER
-    assert reply[0].from_ == "+358451234567"
-    assert "START" in reply[0].body
-    statuses = [e.event for e in handled.effects.emissions if isinstance(e.event, SmsStatusEvent)]
-    assert [s.status.value for s in statuses] == ["queued"]
+    # The provider confirms opt-outs and blocks the number: no SMS of ours follows a STOP.
+    assert not [e for e in handled.effects.emissions if isinstance(e.event, SmsRequest)]
+    assert not [e for e in handled.effects.emissions if isinstance(e.event, SmsStatusEvent)]
 
 
 def test_a_retried_webhook_yields_the_same_commands_and_reply() -> None:
@@ -94,17 +90,15 @@ def test_free_text_changes_nothing() -> None:
     assert handled.entry is None
 
 
-def test_stop_from_an_unknown_number_marks_the_number_and_still_confirms() -> None:
+def test_stop_from_an_unknown_number_marks_the_number() -> None:
     handled = handle_inbound(inbound("STOP"), None, account(), NOON)
     assert not commands(handled)
     assert handled.entry is not None
     assert handled.entry.opted_out
-    reply = [e.event for e in handled.effects.emissions if isinstance(e.event, SmsRequest)]
-    assert reply[0].contact_id == "unknown"
 
 
-def test_no_reply_without_sms_access_but_the_opt_out_holds() -> None:
-    handled = handle_inbound(inbound("STOP"), TWO, account(sms_access=False), NOON)
+def test_no_reply_without_sms_access_but_the_consent_change_holds() -> None:
+    handled = handle_inbound(inbound("START"), TWO, account(sms_access=False), NOON)
     assert len(commands(handled)) == 2
     assert not [e for e in handled.effects.emissions if isinstance(e.event, SmsRequest)]
 
