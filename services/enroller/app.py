@@ -21,6 +21,7 @@ from structlog.contextvars import bind_contextvars, clear_contextvars
 
 from schemas.contacts import ContactChange
 from schemas.topics import ACTION_RESULTS, ACTIONS, CONTACT_CHANGES, DEAD_LETTERS, ENROLLMENT_EVENTS
+from services.common.aio_kafka import faust_broker, faust_credentials
 from services.common.codec import DecodeError, encode
 from services.common.dead_letters import dead_letter
 from services.common.logging import get_logger
@@ -95,16 +96,10 @@ class Enroller:
 
     def _make_app(self) -> faust.App:
         s = self.settings
-        options: dict[str, Any] = {}
-        if s.kafka_sasl_mechanism:
-            options["broker_credentials"] = faust.SASLCredentials(
-                username=s.kafka_sasl_username or "",
-                password=s.kafka_sasl_password.get_secret_value() if s.kafka_sasl_password else "",
-                mechanism=s.kafka_sasl_mechanism,
-            )
         return faust.App(
             id=s.app_id,
-            broker=[f"kafka://{server}" for server in s.kafka_bootstrap_servers.split(",")],
+            broker=faust_broker(s),
+            broker_credentials=faust_credentials(s),
             store=s.enroller_store,
             topic_partitions=self.partitions,
             topic_replication_factor=s.replication_factor,
@@ -128,7 +123,6 @@ class Enroller:
             key_serializer="raw",
             value_serializer="raw",
             autodiscover=False,
-            **options,
         )
 
     def _store_options(self) -> dict[str, Any] | None:
