@@ -14,7 +14,7 @@ PYTEST_ARGS ?=
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@$(PY) -m pip install -q --upgrade pip
-	@$(PY) -m pip install -q -c constraints.txt -e ".[test,dev]"
+	@$(PY) -m pip install -q -c constraints.txt -e ".[test,dev,rocksdb]"
 	@touch $(STAMP)
 
 install: $(STAMP)
