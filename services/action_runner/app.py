@@ -19,6 +19,8 @@ from typing import Any
 import faust
 import structlog
 from faust.types import EventT, StreamT
+from mode.utils.objects import cached_property
+from mode.utils.queues import FlowControlEvent
 
 from schemas.actions import ActionCommand
 from schemas.contacts import ContactChange
@@ -76,6 +78,33 @@ log = get_logger(__name__)
 Handler = Callable[[Any], Awaitable[None]]
 
 
+class StreamFlowControl(FlowControlEvent):
+    """faust's flow control, except that resuming a flow that is already running keeps the
+    stream buffers.
+
+    ``FlowControlEvent.resume`` empties every stream buffer, even when the flow was never
+    suspended. After a restart faust resumes the flow to read the changelogs, then resumes
+    the stream partitions, seeks them to the committed offsets and resumes the flow a second
+    time. Records fetched in between are already counted as read (faust never fetches them
+    again), so that second resume silently dropped them: the runner went idle with actions
+    unanswered until the next rebalance. A rebalance still empties the buffers: faust clears
+    them explicitly when partitions are revoked, and a resume after a suspension clears them
+    as before. A record kept this way may also be fetched again after the seek; every handler
+    is idempotent, so it is answered as a replay.
+    """
+
+    def resume(self) -> None:
+        if self.is_active():
+            return
+        super().resume()
+
+
+class RunnerApp(faust.App):
+    @cached_property
+    def flow_control(self) -> FlowControlEvent:
+        return StreamFlowControl(loop=self.loop)
+
+
 class ActionRunner:
     def __init__(
         self,
@@ -93,7 +122,7 @@ class ActionRunner:
         app_id = f"{prefix}action-runner"
         datadir = Path(settings.data_dir) / app_id
         datadir.mkdir(parents=True, exist_ok=True)
-        self.app = faust.App(
+        self.app = RunnerApp(
             app_id,
             broker=[f"kafka://{h}" for h in settings.kafka_bootstrap_servers.split(",")],
             broker_credentials=faust_credentials(settings),
