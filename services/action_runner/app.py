@@ -16,11 +16,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import faust
 import structlog
 from faust.types import EventT, StreamT
-from mode.utils.objects import cached_property
-from mode.utils.queues import FlowControlEvent
 
 from schemas.actions import ActionCommand
 from schemas.contacts import ContactChange
@@ -54,7 +51,6 @@ from services.action_runner.internal import (
     PhoneIndexUpdate,
     WideConsentCommand,
 )
-from services.action_runner.kafka_options import aiokafka_options, faust_credentials
 from services.action_runner.metrics import Metrics, reason_label
 from services.action_runner.phone_index import (
     ContactNumbers,
@@ -65,9 +61,11 @@ from services.action_runner.phone_index import (
 )
 from services.action_runner.phones import normalize
 from services.action_runner.settings import RunnerSettings
+from services.common.aio_kafka import aiokafka_options, faust_broker, faust_credentials
 from services.common.catalog import Catalog
 from services.common.codec import DecodeError, decode, encode
 from services.common.dead_letters import dead_letter
+from services.common.faust_app import App
 from services.common.logging import get_logger
 
 SERVICE = "action-runner"
@@ -76,33 +74,6 @@ RETRIES = (0.1, 0.5)  # backoff before each retry of a record whose handling rai
 
 log = get_logger(__name__)
 Handler = Callable[[Any], Awaitable[None]]
-
-
-class StreamFlowControl(FlowControlEvent):
-    """faust's flow control, except that resuming a flow that is already running keeps the
-    stream buffers.
-
-    ``FlowControlEvent.resume`` empties every stream buffer, even when the flow was never
-    suspended. After a restart faust resumes the flow to read the changelogs, then resumes
-    the stream partitions, seeks them to the committed offsets and resumes the flow a second
-    time. Records fetched in between are already counted as read (faust never fetches them
-    again), so that second resume silently dropped them: the runner went idle with actions
-    unanswered until the next rebalance. A rebalance still empties the buffers: faust clears
-    them explicitly when partitions are revoked, and a resume after a suspension clears them
-    as before. A record kept this way may also be fetched again after the seek; every handler
-    is idempotent, so it is answered as a replay.
-    """
-
-    def resume(self) -> None:
-        if self.is_active():
-            return
-        super().resume()
-
-
-class RunnerApp(faust.App):
-    @cached_property
-    def flow_control(self) -> FlowControlEvent:
-        return StreamFlowControl(loop=self.loop)
 
 
 class ActionRunner:
@@ -122,9 +93,9 @@ class ActionRunner:
         app_id = f"{prefix}action-runner"
         datadir = Path(settings.data_dir) / app_id
         datadir.mkdir(parents=True, exist_ok=True)
-        self.app = RunnerApp(
+        self.app = App(
             app_id,
-            broker=[f"kafka://{h}" for h in settings.kafka_bootstrap_servers.split(",")],
+            broker=faust_broker(settings),
             broker_credentials=faust_credentials(settings),
             store=settings.action_runner_store,
             datadir=str(datadir),

@@ -24,6 +24,7 @@ from schemas.topics import ACTION_RESULTS, ACTIONS, CONTACT_CHANGES, DEAD_LETTER
 from services.common.aio_kafka import faust_broker, faust_credentials
 from services.common.codec import DecodeError, encode
 from services.common.dead_letters import dead_letter
+from services.common.faust_app import App
 from services.common.logging import get_logger
 
 from . import metrics
@@ -96,7 +97,7 @@ class Enroller:
 
     def _make_app(self) -> faust.App:
         s = self.settings
-        return faust.App(
+        return App(
             id=s.app_id,
             broker=faust_broker(s),
             broker_credentials=faust_credentials(s),
