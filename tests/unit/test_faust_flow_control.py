@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from mode.utils.queues import FlowControlQueue
 
-from services.action_runner.app import RunnerApp, StreamFlowControl
+from services.common.faust_app import App, StreamFlowControl
 
 
 def _buffer(flow: StreamFlowControl) -> FlowControlQueue[int]:
@@ -40,8 +40,8 @@ async def test_a_resume_after_a_suspension_and_an_explicit_clear_still_empty_buf
     assert queue.empty()
 
 
-def test_the_runner_app_uses_it() -> None:
-    app = RunnerApp("flow-control-test", autodiscover=False)
+def test_the_shared_app_uses_it() -> None:
+    app = App("flow-control-test", autodiscover=False)
     assert isinstance(app.flow_control, StreamFlowControl)
     assert app.flow_control is app.flow_control
     assert not app.flow_control.is_active()  # suspended until the first assignment
