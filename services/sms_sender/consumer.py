@@ -89,11 +89,13 @@ class RequestConsumer:
         )
         self._consumer = consumer
         try:
-            self._wait_for_topic(consumer)
+            # Subscribe first, then wait for the topic's metadata: see _wait_for_topic.
             consumer.subscribe([self.topic], listener=_Rebalance(self))
+            self._wait_for_topic(consumer)
             next_commit = time.monotonic() + self.settings.sender_commit_interval_s
             while not self._stop.is_set():
                 batch = consumer.poll(timeout_ms=50)
+                _finish_pending_join(consumer)
                 if self._new:
                     self._sync_new_partitions()
                 # Records of a partition no longer owned are left to its new owner, which
@@ -121,8 +123,19 @@ class RequestConsumer:
             consumer.close(autocommit=False)
 
     def _wait_for_topic(self, consumer: KafkaConsumer) -> None:
-        """Join the group only once the topic's metadata is known: joining earlier gets an
-        empty assignment first, then a second rebalance."""
+        """Join the group only once the topic's metadata is known, and known since the
+        subscription: the group leader compares the partitions it assigned from with the
+        metadata it sees afterwards, and rebalances again when they differ.
+
+        kafka-python (3.0.12) builds that snapshot from metadata received after
+        ``subscribe``. Metadata fetched before it (the topic check used to come first) left
+        the snapshot empty at the first join, so the first metadata update triggered a
+        second, self-requested rebalance ~0.3 s later. Such a rebalance is fragile there:
+        the leader's own assignment clears the reason to rejoin, so when ``poll``'s short
+        timeout expires before the SyncGroup answer is read, later polls no longer finish
+        the join, and the member stays rebalancing (nothing fetched, no heartbeats) until
+        something else asks for a rejoin.
+        """
         deadline = time.monotonic() + 30
         while not consumer.partitions_for_topic(self.topic):
             if time.monotonic() > deadline or self._stop.is_set():
@@ -217,6 +230,30 @@ class RequestConsumer:
             self._ready = True
             self.on_ready()
         log.info("partitions_assigned", partitions=sorted(partitions))
+
+
+def _finish_pending_join(consumer: KafkaConsumer) -> None:
+    """Let the next ``poll`` finish a join that kafka-python would leave unfinished.
+
+    In kafka-python 3.0.12 a rebalance that the group leader asks for itself (its metadata
+    changed, e.g. partitions were added) stops counting as needed once the leader has made
+    its assignment, before the SyncGroup answer is read. When ``poll``'s timeout expires in
+    between (the revoke listener, a loaded machine), later polls never finish the join: the
+    member stays rebalancing, fetches nothing and sends no heartbeats until something else
+    asks for a rejoin (the broker drops it after the session timeout meanwhile). Asking
+    for a rejoin while a join is under way makes the next poll wait for the join still in
+    flight (or, if its answer came meanwhile, join once more: a short extra rebalance).
+    Outside ``poll`` nothing completes a join, so a settled member is never asked to rejoin.
+    Private API: without it, this does nothing.
+    """
+    coordinator = getattr(consumer, "_coordinator", None)
+    try:
+        stalled = coordinator.rebalance_in_progress() and not coordinator.need_rejoin()
+    except AttributeError:
+        return
+    if stalled:
+        log.warning("group_join_resumed")
+        coordinator.request_rejoin()
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]

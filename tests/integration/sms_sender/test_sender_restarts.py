@@ -87,8 +87,9 @@ def test_a_rebalance_mid_batch_on_twilio_sends_nothing_twice(kafka_bootstrap: st
     settings = fresh_settings(kafka_bootstrap)
     first_port, second_port = free_port(), free_port()
     sim = Simulator("twilio", first_port, latency_ms=100, callback_delay_ms=20)
-    # Paced (60/s per instance) so the batch is still running when the second one joins.
-    paced = {"SMSFLOW_SENDER_MAX_IN_FLIGHT": str(IN_FLIGHT), "SMSFLOW_SENDER_MESSAGES_PER_S": "60"}
+    # Paced (30/s per instance, a burst of 30) so that no partition is finished when the
+    # second one joins, about two seconds after the first: a partition holds ~200 requests.
+    paced = {"SMSFLOW_SENDER_MAX_IN_FLIGHT": str(IN_FLIGHT), "SMSFLOW_SENDER_MESSAGES_PER_S": "30"}
     first = Sender(settings, sim, "twilio", first_port, **paced)
     second = Sender(settings, sim, "twilio", second_port, **paced)
     requests = make_requests(COUNT, "rebalance")
