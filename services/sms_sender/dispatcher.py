@@ -31,7 +31,7 @@ from services.sms_sender.offsets import OffsetTracker
 from services.sms_sender.publisher import Publisher
 from services.sms_sender.rate_limiter import RateLimiter
 from services.sms_sender.retries import AwaitCallback, Retry, RetryPolicy, next_step
-from services.sms_sender.statuses import advance, new_entry, opt_out_event, status_event
+from services.sms_sender.statuses import advance, new_entry, opt_out_event
 from services.sms_sender.statuses import transition_events as announce
 
 log = get_logger("sms_sender")
@@ -245,9 +245,10 @@ class Dispatcher:
         return True
 
     async def _announce_again(self, entry: SmsLedgerEntry, request: SmsRequest) -> None:
-        """A settled key seen again: repeat its status event (same ``event_id``), in case the
-        process died between the ledger write and the status write."""
-        await self.publisher.statuses([status_event(entry)])
+        """A settled key seen again: repeat its status events (same ``event_id``s), in case the
+        process died between the ledger write and the status write. A delivery report may
+        have moved the key on since, so ``sent`` is repeated before ``delivered`` too."""
+        await self.publisher.statuses(announce(None, entry))
         if entry.state is S.FAILED and entry.error_code == "21610":
             await self.publisher.inbound(opt_out_event(entry, request))
 

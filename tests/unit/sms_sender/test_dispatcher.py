@@ -231,6 +231,19 @@ async def test_after_a_crash_an_open_key_is_resent_only_on_a_deduplicating_api()
 
 
 @pytest.mark.asyncio
+async def test_a_replay_after_a_crash_repeats_sent_before_a_later_delivery() -> None:
+    # The process died after writing "sent" to the ledger but before announcing it; a delivery
+    # report then moved the key on. The replayed request must not leave "sent" unannounced.
+    ledger = Ledger()
+    ledger.apply(entry(S.DELIVERED, provider_message_id="SM1"), 0)
+    dispatcher, gateway, publisher, tracker = make(ledger=ledger)
+    await run_jobs(dispatcher, tracker, Job(0, 1, request(1)))
+    assert gateway.calls == []
+    assert statuses(publisher) == [(KEY, SmsStatus.SENT), (KEY, SmsStatus.DELIVERED)]
+    assert tracker.committable() == {0: 2}
+
+
+@pytest.mark.asyncio
 async def test_a_delivery_report_overtaking_the_answer_is_announced_once() -> None:
     gateway = FakeGateway(latency_s=0.1)
     gateway.script(KEY, [Accepted("SM1", 1)])
