@@ -1,4 +1,4 @@
-"""SMS gateway simulator: a stand-in for a paid SMS provider (DESIGN.md A7).
+"""SMS gateway simulator: a stand-in for a paid SMS provider.
 
 Two provider APIs (a generic JSON API with Idempotency-Key semantics and a
 Twilio-shaped form API without de-duplication), injectable faults, delivery

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 
-# Twilio's default opt-out and opt-in keywords (REFERENCE.md 7.1).
+# Twilio's default opt-out and opt-in keywords.
 OPT_OUT_KEYWORDS = frozenset(
     {"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT"}
 )

@@ -1,4 +1,4 @@
-"""Send-request checks and the provider's error shapes (Twilio error codes, REFERENCE.md 4.2)."""
+"""Send-request checks and the provider's error shapes (Twilio's error codes)."""
 
 from __future__ import annotations
 

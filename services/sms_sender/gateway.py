@@ -14,7 +14,7 @@ from typing import Protocol
 from schemas.sms import SmsRequest
 
 # Twilio's code for a recipient who replied STOP: the send is refused for good and the
-# number must be opted out (REFERENCE 4.2).
+# number must be opted out.
 OPTED_OUT_CODE = "21610"
 
 # Provider error codes -> the ``reason`` of the ``failed`` status event.

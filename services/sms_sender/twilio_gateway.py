@@ -1,7 +1,7 @@
 """Twilio's Messages API: form fields To/From/Body/StatusCallback, Basic auth with the
 account SID and auth token, errors as ``{code, message, more_info, status}``.
 
-Twilio does not de-duplicate (REFERENCE 4.1): an ambiguous send is never repeated. The key
+Twilio does not de-duplicate: an ambiguous send is never repeated. The key
 still travels as a header (ignored by Twilio) and in the StatusCallback URL (``?ik=``), so
 a callback names the key even when the create call's answer never arrived.
 """

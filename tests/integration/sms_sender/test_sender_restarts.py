@@ -74,7 +74,7 @@ def test_kill_9_with_twilio_never_sends_twice_and_fails_only_what_was_in_doubt(
     for key in failed:
         reasons = {e.reason for e in by_key[key] if e.status is SmsStatus.FAILED}
         assert reasons == {"ambiguous_outcome"}, key
-    # Only requests in flight at the kill could be in doubt (at most once, REFERENCE 8.2).
+    # Only requests in flight at the kill could be in doubt (at most once).
     assert len(failed) <= IN_FLIGHT
     # Everything else was sent exactly once; nothing was silently lost.
     for key in keys - failed:

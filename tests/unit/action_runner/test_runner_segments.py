@@ -1,4 +1,4 @@
-"""Segment counting pinned by golden vectors (REFERENCE 6; Twilio's segment calculator)."""
+"""Segment counting pinned by golden vectors (Twilio's segment calculator)."""
 
 from __future__ import annotations
 
