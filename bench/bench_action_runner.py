@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -25,6 +24,7 @@ from services.action_runner import consent
 from services.action_runner.gates import Verdict, decide_send
 from services.action_runner.phones import parse_number
 from services.common.codec import decode, encode
+from services.common.ports import free_port
 from services.common.settings import KafkaSettings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -133,12 +133,6 @@ def gate_decisions(n: int = 40_000, population: int = 4_000) -> dict[str, float]
     return {"gate_decisions_cold_per_s": cold, "gate_decisions_per_s": warm}
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _command(contact_id: str, action: dict[str, Any], step: int) -> ActionCommand:
     enrollment = enrollment_id("acme", "welcome-flow", contact_id, 1)
     return ActionCommand.model_validate(
@@ -176,7 +170,7 @@ def runner_actions(bootstrap: str, contacts: int = 600, budget_s: float = 45.0) 
         event = DefinitionApplied.model_validate({"document": doc})
         producer.send(settings.topic(DEFINITIONS), key=event.key.encode(), value=encode(event))
     producer.flush()
-    port = _free_port()
+    port = free_port()
     data = tempfile.mkdtemp(prefix="bench-runner-")
     env = {
         **os.environ,

@@ -29,7 +29,6 @@ import gc
 import os
 import random
 import re
-import socket
 import subprocess
 import sys
 import tempfile
@@ -45,6 +44,7 @@ from schemas.contacts import ContactChange  # noqa: E402
 from schemas.definitions import DefinitionApplied  # noqa: E402
 from schemas.topics import CONTACT_CHANGES, DEFINITIONS  # noqa: E402
 from services.common.kafka import create_topics, make_producer  # noqa: E402
+from services.common.ports import free_port  # noqa: E402
 from services.common.settings import KafkaSettings  # noqa: E402
 from services.enroller.definitions import Definitions  # noqa: E402
 from services.enroller.engine import ContactEngine  # noqa: E402
@@ -231,12 +231,6 @@ def state_memory_mb(index: WorkflowIndex) -> float:
 # ---------------------------------------------------------------- the process on the broker
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _rss_mb(pid: int) -> float:
     with open(f"/proc/{pid}/status") as handle:
         for line in handle:
@@ -300,7 +294,7 @@ def process_figures(bootstrap: str) -> dict[str, float]:
     rng = random.Random(5)
     contacts = [new_contact(rng, c) for c in range(E2E_CONTACTS)]
     updates = [update(rng, E2E_CONTACTS, 0.1) for _ in range(E2E_UPDATES)]
-    port = _free_port()
+    port = free_port()
     with tempfile.TemporaryDirectory() as data_dir:
         env = {
             **os.environ,

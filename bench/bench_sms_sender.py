@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -27,18 +26,13 @@ sys.path.insert(0, str(REPO))
 from schemas.sms import SmsRequest  # noqa: E402
 from schemas.topics import SMS_REQUESTS  # noqa: E402
 from services.common.kafka import create_topics, make_producer, send_model  # noqa: E402
+from services.common.ports import free_port  # noqa: E402
 from services.common.settings import KafkaSettings  # noqa: E402
 
 REQUESTS = 6000
 LATENCY_MS = 50
 TIME_LIMIT_S = 60.0
 SIM_READY = re.compile(r"listening on (http://127\.0\.0\.1:\d+)")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _cpu_s(pid: int) -> float:
@@ -98,7 +92,7 @@ def run(bootstrap: str, n: int = REQUESTS) -> dict[str, float]:
     producer.flush(timeout=60)
     producer.close()
 
-    sender_port = _free_port()
+    sender_port = free_port()
     sim = subprocess.Popen(
         [
             *(sys.executable, "-m", "services.gateway_sim", "--port", "0", "--seed", "1"),

@@ -9,7 +9,6 @@ is read back. Bounded: ``COUNT`` contacts, ``WAIT_S`` seconds at most; loopback 
 from __future__ import annotations
 
 import os
-import socket
 import statistics
 import sys
 import tempfile
@@ -24,6 +23,7 @@ from schemas.sms import SmsStatus, SmsStatusEvent
 from schemas.topics import CONTACT_CHANGES, SMS_STATUS
 from services.common.codec import decode
 from services.common.kafka import make_producer, send_model
+from services.common.ports import free_port
 from services.control.apply import apply_paths
 from services.control.console import quiet_logs
 from services.control.dev import Stack
@@ -64,12 +64,6 @@ spec:
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def run(bootstrap: str) -> dict[str, float]:
     quiet_logs("bench")
     state = Path(tempfile.mkdtemp(prefix="smsflow-bench-"))
@@ -79,10 +73,10 @@ def run(bootstrap: str) -> dict[str, float]:
             "SMSFLOW_STATE_DIR": str(state),
             "SMSFLOW_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
             "SMSFLOW_TOPIC_PREFIX": f"bench{uuid.uuid4().hex[:8]}.",
-            "SMSFLOW_GATEWAY_SIM_PORT": str(_free_port()),
-            "SMSFLOW_ENROLLER_PORT": str(_free_port()),
-            "SMSFLOW_ACTION_RUNNER_PORT": str(_free_port()),
-            "SMSFLOW_SENDER_PORT": str(_free_port()),
+            "SMSFLOW_GATEWAY_SIM_PORT": str(free_port()),
+            "SMSFLOW_ENROLLER_PORT": str(free_port()),
+            "SMSFLOW_ACTION_RUNNER_PORT": str(free_port()),
+            "SMSFLOW_SENDER_PORT": str(free_port()),
         }
     )
     saved = dict(os.environ)

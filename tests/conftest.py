@@ -8,7 +8,6 @@ a broker that cannot be had fails the run instead of skipping it.
 from __future__ import annotations
 
 import os
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,16 +15,11 @@ import pytest
 import structlog
 
 from services.common.local_kafka import BrokerError, LocalBroker, broker_answers
+from services.common.ports import free_port
 from services.common.settings import KafkaSettings
 from tests.support import fresh_settings
 
 KAFKA_TEST_IMAGE = os.environ.get("KAFKA_TEST_IMAGE", "apache/kafka:4.0.2")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _docker_answers() -> bool:
@@ -56,9 +50,9 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         with KafkaContainer(KAFKA_TEST_IMAGE).with_kraft() as container:
             yield container.get_bootstrap_server()
         return
-    port = _free_port()
+    port = free_port()
     broker = LocalBroker(
-        state_dir=Path(tmp_path_factory.mktemp("kafka")), port=port, controller_port=_free_port()
+        state_dir=Path(tmp_path_factory.mktemp("kafka")), port=port, controller_port=free_port()
     )
     try:
         broker.start()

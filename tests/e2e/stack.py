@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -18,17 +17,12 @@ from typing import Any
 from schemas.sms import SmsStatusEvent
 from schemas.subscriptions import SubscriptionChange
 from schemas.topics import SMS_STATUS, SUBSCRIPTION_CHANGES
+from services.common.ports import free_port
 from services.common.settings import KafkaSettings
 from services.control.status_table import LatestStatuses
 from tests.support import read_models
 
 SERVICES = ("gateway-sim", "enroller", "action-runner", "sms-sender")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def stack_environment(bootstrap: str, state_dir: Path) -> dict[str, str]:

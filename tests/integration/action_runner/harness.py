@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,16 +21,11 @@ from schemas.enrollment import action_id, enrollment_id
 from schemas.topics import ACTIONS, DEFINITIONS, TopicSpec
 from services.common.codec import decode
 from services.common.kafka import make_producer, send_model
+from services.common.ports import free_port
 from services.common.settings import KafkaSettings
 
 M = TypeVar("M", bound=BaseModel)
 ROOT = Path(__file__).resolve().parents[3]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class RunnerProcess:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,17 +20,12 @@ from schemas.contacts import ContactChange
 from schemas.definitions import DefinitionApplied
 from schemas.topics import ACTION_RESULTS, CONTACT_CHANGES, DEFINITIONS, TopicSpec
 from services.common.codec import decode
+from services.common.ports import free_port
 from services.common.settings import KafkaSettings
 from tests.support import produce
 
 M = TypeVar("M", bound=BaseModel)
 ROOT = Path(__file__).resolve().parents[3]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class EnrollerProcess:

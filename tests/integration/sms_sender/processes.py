@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -14,6 +13,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from services.common.ports import free_port
 from services.common.settings import KafkaSettings
 
 REPO = Path(__file__).resolve().parents[3]
@@ -29,12 +29,6 @@ FAST_SENDER = {
     "SMSFLOW_SENDER_DRAIN_WAIT_S": "5",
     "SMSFLOW_SENDER_SESSION_TIMEOUT_MS": "6000",
 }
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _read_line(process: subprocess.Popen[str], marker: str, timeout_s: float, log: Path) -> str:
