@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from schemas.envelope import Event, Id
+from schemas.envelope import E164, Event, Id
 from schemas.subscriptions import LegalBasis
 
 
@@ -21,14 +21,19 @@ class Strict(BaseModel):
 
 # ---------------------------------------------------------------- Account
 
-E164 = Annotated[str, Field(pattern=r"^\+[1-9]\d{6,14}$")]
-
 
 class QuietHours(Strict):
     """Recipient-local window in which nothing is sent; crosses midnight when end < start."""
 
     start: time
     end: time
+
+
+class FrequencyCap(Strict):
+    """At most ``max_messages`` SMS per contact in any rolling ``per_days`` (all workflows)."""
+
+    max_messages: int = Field(ge=1)
+    per_days: int = Field(ge=1)
 
 
 class SubscriptionType(Strict):
@@ -55,6 +60,13 @@ class AccountSpec(Strict):
     opt_out_text: str | None = None
     # Added to the contract: the reply to HELP/INFO.
     help_text: str | None = None
+    # A8: words added to the default keyword lists (e.g. Finnish LOPETA).
+    opt_out_keywords: list[str] = Field(default_factory=list)
+    opt_in_keywords: list[str] = Field(default_factory=list)
+    help_keywords: list[str] = Field(default_factory=list)
+    frequency_cap: FrequencyCap | None = None
+    # Short tracking links render under this prefix.
+    link_domain: str = "http://127.0.0.1:8026/r/"
 
     _zone = field_validator("time_zone")(_check_zone)
 

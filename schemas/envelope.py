@@ -10,6 +10,9 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstrai
 
 # Ids appear inside Kafka keys joined by ":", so they may not contain one.
 Id = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[^:\s]+$")]
+# The one home of the E.164 number pattern.
+E164_PATTERN = r"^\+[1-9]\d{6,14}$"
+E164 = Annotated[str, StringConstraints(pattern=E164_PATTERN)]
 
 
 def new_event_id() -> str:

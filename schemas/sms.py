@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import AwareDatetime, Field
 
-from schemas.envelope import Event, Id, contact_key
+from schemas.envelope import E164, E164_PATTERN, Event, Id, contact_key
 
 
 class SmsStatus(StrEnum):
@@ -35,10 +35,15 @@ class SkipReason(StrEnum):
     NOT_SUBSCRIBED = "not_subscribed"
     NO_PHONE_NUMBER = "no_phone_number"
     INVALID_PHONE_NUMBER = "invalid_phone_number"
+    # The number itself sent a STOP-family reply (A8): checked again by the sender.
+    OPTED_OUT = "opted_out"
     TOO_LONG = "too_long"
+    # After quiet hours and sending windows: a deferred SMS counts only when it goes out.
+    FREQUENCY_CAPPED = "frequency_capped"
 
 
 DEFERRED_QUIET_HOURS = "quiet_hours"
+DEFERRED_SENDING_WINDOW = "sending_window"
 
 
 class Encoding(StrEnum):
@@ -57,8 +62,8 @@ class SmsRequest(Event):
     enrollment_id: str | None = None
     action_id: str | None = None
     message_id: str | None = None
-    to: str = Field(pattern=r"^\+[1-9]\d{6,14}$")
-    from_: str = Field(alias="from", pattern=r"^\+[1-9]\d{6,14}$")
+    to: E164
+    from_: str = Field(alias="from", pattern=E164_PATTERN)
     body: str = Field(min_length=1)
     encoding: Encoding
     segments: int = Field(ge=1)
@@ -99,7 +104,7 @@ class InboundSms(Event):
 
     event_type: Literal["sms.inbound"] = "sms.inbound"
     account_id: Id
-    from_: str = Field(alias="from", pattern=r"^\+[1-9]\d{6,14}$")
+    from_: str = Field(alias="from", pattern=E164_PATTERN)
     to: str
     body: str
     provider_message_id: str | None = None
@@ -114,7 +119,7 @@ class ProviderOptOut(Event):
 
     event_type: Literal["sms.provider_opt_out"] = "sms.provider_opt_out"
     account_id: Id
-    phone: str = Field(pattern=r"^\+[1-9]\d{6,14}$")
+    phone: E164
     contact_id: str | None = None
     error_code: str
     idempotency_key: str | None = None
@@ -122,3 +127,47 @@ class ProviderOptOut(Event):
     @property
     def key(self) -> str:
         return f"{self.account_id}:{self.phone}"
+
+
+class OptOutSource(StrEnum):
+    REPLY = "reply"
+    PROVIDER = "provider"  # Twilio 21610
+    OPERATOR = "operator"
+
+
+class NumberOptOut(Event):
+    """A number's opt-out state for one account (compacted ``opt-outs``, latest per number)."""
+
+    event_type: Literal["sms.number_opt_out"] = "sms.number_opt_out"
+    account_id: Id
+    number: E164
+    opted_out: bool
+    keyword: str | None = None
+    source: OptOutSource
+    # Evidence: the reply's or the provider's message id.
+    provider_message_id: str | None = None
+
+    @property
+    def key(self) -> str:
+        return number_key(self.account_id, self.number)
+
+
+def number_key(account_id: str, number: str) -> str:
+    """The key of number-scoped topics: ``{account_id}:{E.164 number}``."""
+    return f"{account_id}:{number}"
+
+
+class SmsLinkClicked(Event):
+    """One click on a tracked short link of one SMS (``sms-clicks``)."""
+
+    event_type: Literal["sms.link_clicked"] = "sms.link_clicked"
+    account_id: Id
+    contact_id: Id
+    workflow_id: str | None = None
+    message_id: str | None = None
+    idempotency_key: str | None = None
+    url: str
+
+    @property
+    def key(self) -> str:
+        return contact_key(self.account_id, self.contact_id)

@@ -13,7 +13,14 @@ from schemas.dead_letters import DeadLetter
 from schemas.definitions import DefinitionApplied
 from schemas.enrollment import EnrollmentEvent
 from schemas.ledger import SmsLedgerEntry
-from schemas.sms import InboundSms, ProviderOptOut, SmsRequest, SmsStatusEvent
+from schemas.sms import (
+    InboundSms,
+    NumberOptOut,
+    ProviderOptOut,
+    SmsLinkClicked,
+    SmsRequest,
+    SmsStatusEvent,
+)
 from schemas.subscriptions import SubscriptionChange
 
 DEFAULT_PREFIX = "smsflow."
@@ -80,6 +87,10 @@ SMS_LEDGER = TopicSpec(
     Cleanup.COMPACT_DELETE,
     retention_ms=30 * 24 * 3600 * 1000,
 )
+# A number's opt-out, latest per ``{account_id}:{E.164}``: compacted and kept forever,
+# since a STOP binds until that number itself opts back in.
+OPT_OUTS = TopicSpec("opt-outs", "{account_id}:{e164}", (NumberOptOut,), Cleanup.COMPACT)
+SMS_CLICKS = TopicSpec("sms-clicks", CONTACT_KEY, (SmsLinkClicked,))
 
 ALL_TOPICS: tuple[TopicSpec, ...] = (
     CONTACT_CHANGES,
@@ -93,6 +104,8 @@ ALL_TOPICS: tuple[TopicSpec, ...] = (
     SMS_INBOUND,
     DEAD_LETTERS,
     SMS_LEDGER,
+    OPT_OUTS,
+    SMS_CLICKS,
 )
 
 

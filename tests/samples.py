@@ -16,7 +16,10 @@ from schemas.ledger import LedgerState, SmsLedgerEntry
 from schemas.sms import (
     Encoding,
     InboundSms,
+    NumberOptOut,
+    OptOutSource,
     ProviderOptOut,
+    SmsLinkClicked,
     SmsRequest,
     SmsStatus,
     SmsStatusEvent,
@@ -178,6 +181,22 @@ def samples() -> list[Event]:
             {"account_id": "acme", "from": "+358401234567", "to": "+358451234567", "body": "STOP"}
         ),
         ProviderOptOut(account_id="acme", phone="+358401234567", error_code="21610"),
+        NumberOptOut(
+            account_id="acme",
+            number="+358401234567",
+            opted_out=True,
+            keyword="STOP",
+            source=OptOutSource.REPLY,
+            provider_message_id="SM0123456789abcdef0123456789abcdef",
+        ),
+        SmsLinkClicked(
+            account_id="acme",
+            contact_id="1001",
+            workflow_id="welcome-flow",
+            message_id="welcome",
+            idempotency_key=request.idempotency_key,
+            url="https://example.com/offer",
+        ),
         SmsLedgerEntry(
             idempotency_key=request.idempotency_key,
             state=LedgerState.SENT,

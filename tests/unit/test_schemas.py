@@ -9,7 +9,7 @@ from schemas import generate
 from schemas.contacts import ContactChange
 from schemas.definitions import Account, Document, Workflow
 from schemas.registry import EVENT_MODELS
-from schemas.topics import ALL_TOPICS, DEFINITIONS, SUBSCRIPTION_CHANGES, Cleanup
+from schemas.topics import ALL_TOPICS, DEFINITIONS, SUBSCRIPTION_CHANGES, Cleanup, by_name
 from services.common.codec import DecodeError, decode, encode
 from tests.samples import design_documents, samples
 
@@ -117,6 +117,10 @@ def test_topic_registry_matches_the_contract() -> None:
         "sms-inbound",
         "dead-letters",
         "sms-ledger",
+        "opt-outs",
+        "sms-clicks",
     ]
     assert DEFINITIONS.cleanup is Cleanup.COMPACT
+    # A STOP binds until the number opts back in: latest state per number, never deleted.
+    assert by_name("opt-outs").config() == {"cleanup.policy": "compact"}
     assert SUBSCRIPTION_CHANGES.config() == {"cleanup.policy": "delete", "retention.ms": "-1"}
