@@ -69,6 +69,10 @@ DOCUMENTS: list[dict[str, Any]] = [
     account("night", quiet_hours=_night_window()),
     message(account_id="night"),
     workflow(account_id="night"),
+    account("capped", frequency_cap={"max_messages": 3, "per_days": 7}),
+    message(account_id="capped"),
+    workflow(account_id="capped"),
+    workflow("second-flow", account_id="capped"),
 ]
 
 
@@ -364,6 +368,28 @@ def test_quiet_hours_defer_and_the_resend_is_rechecked(stack: Stack) -> None:
     assert outcome is ActionOutcome.DONE
     [request] = stack.requests_for("c-night")
     assert request.idempotency_key == status.idempotency_key
+
+
+def test_the_fourth_sms_within_a_cap_of_three_is_frequency_capped_across_workflows(
+    stack: Stack,
+) -> None:
+    stack.subscribe("c-cap", account_id="capped")
+    first = stack.run(send("c-cap", step=1, account_id="capped"))
+    second_cmd = send("c-cap", step=2, account_id="capped")
+    second = stack.run(second_cmd)
+    # The same SMS handled again (a re-attempt after a crash) is not counted twice.
+    again = stack.run(send("c-cap", step=2, account_id="capped", attempt=2), count=2)
+    third = stack.run(send("c-cap", step=1, account_id="capped", workflow_id="second-flow"))
+    fourth_cmd = send("c-cap", step=2, account_id="capped", workflow_id="second-flow")
+    fourth = stack.run(fourth_cmd)
+    assert [r.outcome for r in (first, second, again, third)] == [ActionOutcome.DONE] * 4
+    assert (fourth.outcome, fourth.reason) == (ActionOutcome.SKIPPED, "frequency_capped")
+    requests = stack.requests_for("c-cap")
+    assert len({r.idempotency_key for r in requests}) == 3
+    assert {r.workflow_id for r in requests} == {"welcome-flow", "second-flow"}
+    [capped] = [s for s in stack.statuses_for("c-cap") if s.reason == "frequency_capped"]
+    assert capped.status.value == "skipped"
+    assert capped.workflow_id == "second-flow"
 
 
 def test_bad_records_go_to_dead_letters_and_the_runner_goes_on(stack: Stack) -> None:
