@@ -263,6 +263,7 @@ class ActionRunner:
                 now,
                 self.settings.max_segments,
                 sent=None if sent is None else SentLog.model_validate(sent),
+                link_secret=self.settings.link_secret.get_secret_value().encode(),
             )
         await self._emit_and_wait(handled.effects.emissions)
         if handled.effects.dead_letter:
