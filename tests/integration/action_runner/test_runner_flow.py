@@ -31,6 +31,7 @@ from schemas.topics import (
 )
 from services.action_runner.idempotency import sms_key
 from services.action_runner.internal import WideConsentCommand
+from services.common.links import link_code
 from services.common.settings import KafkaSettings
 from tests.integration.action_runner.harness import (
     SUBSCRIBE,
@@ -61,6 +62,7 @@ DOCUMENTS: list[dict[str, Any]] = [
     message(),
     message("draft-msg", state="draft"),
     message("long-msg", body="x" * 1700),
+    message("offer", body="Offer: {{ link('https://example.com/offer') }}"),
     workflow(),
     workflow("off-flow", enabled=False),
     account("noaccess", sms_access=False),
@@ -390,6 +392,15 @@ def test_the_fourth_sms_within_a_cap_of_three_is_frequency_capped_across_workflo
     [capped] = [s for s in stack.statuses_for("c-cap") if s.reason == "frequency_capped"]
     assert capped.status.value == "skipped"
     assert capped.workflow_id == "second-flow"
+
+
+def test_a_link_renders_a_short_url_and_the_request_names_its_code(stack: Stack) -> None:
+    stack.subscribe("c-link")
+    assert stack.run(send("c-link", message="offer")).outcome is ActionOutcome.DONE
+    [request] = stack.requests_for("c-link")
+    code = link_code(b"dev-link-secret", request.idempotency_key, "https://example.com/offer")
+    assert request.links == {code: "https://example.com/offer"}
+    assert request.body.startswith(f"Offer: http://127.0.0.1:8026/r/{code}\n")
 
 
 def test_bad_records_go_to_dead_letters_and_the_runner_goes_on(stack: Stack) -> None:
