@@ -52,6 +52,8 @@ class SmsLedgerEntry(Event):
     provider_message_id: str | None = None
     error_code: str | None = None
     reason: str | None = None
+    # The request's tracked links (code -> URL): the sender's redirects are rebuilt from here.
+    links: dict[str, str] | None = None
 
     @property
     def key(self) -> str:

@@ -68,6 +68,8 @@ class SmsRequest(Event):
     encoding: Encoding
     segments: int = Field(ge=1)
     to_masked: str
+    # Tracked links in the body (A8): short code -> original URL, for the sender's redirects.
+    links: dict[str, str] | None = None
 
     @property
     def key(self) -> str:

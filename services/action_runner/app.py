@@ -43,6 +43,7 @@ from services.action_runner.commands import (
 )
 from services.action_runner.consent import ConsentRecord, apply, decide_wide
 from services.action_runner.emissions import Emission
+from services.action_runner.frequency import SentLog
 from services.action_runner.idempotency import emission_id
 from services.action_runner.inbound import decode_inbound, handle_inbound
 from services.action_runner.internal import (
@@ -123,6 +124,7 @@ class ActionRunner:
         table = self.app.Table
         self.consent = table("consent-ledger", partitions=partitions, help="contact -> ledger")
         self.answered = table("answered-actions", partitions=partitions, help="action_id")
+        self.sent_sms = table("sent-sms", partitions=partitions, help="contact -> SMS requested")
         self.contact_numbers = table("contact-numbers", partitions=partitions)
         self.numbers = table("number-index", partitions=partitions, help="account:+E164")
         self.barrier = ConsentBarrier(
@@ -253,8 +255,15 @@ class ActionRunner:
             # Never decide a subscription on a ledger that may miss a STOP.
             handled = refuse(command, now, CONSENT_UNREADABLE)
         else:
+            sent = self.sent_sms.get(command.key)
             handled = handle_command(
-                command, self.catalog, consent, now, self.settings.max_segments
+                command,
+                self.catalog,
+                consent,
+                now,
+                self.settings.max_segments,
+                sent=None if sent is None else SentLog.model_validate(sent),
+                link_secret=self.settings.link_secret.get_secret_value().encode(),
             )
         await self._emit_and_wait(handled.effects.emissions)
         if handled.effects.dead_letter:
@@ -263,6 +272,8 @@ class ActionRunner:
             change = handled.consent_change
             self.consent[command.key] = _dump(apply(self._ledger(command.key), change))
             self.metrics.consent_changes.labels(change.source.value, change.status.value).inc()
+        if handled.sent is not None:
+            self.sent_sms[command.key] = _dump(handled.sent)
         result = handled.result
         self.answered[command.action_id] = {
             "attempt": command.attempt,

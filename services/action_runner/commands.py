@@ -36,8 +36,10 @@ from schemas.topics import (
 from services.action_runner import consent as ledger
 from services.action_runner.consent import ConsentRecord
 from services.action_runner.emissions import Effects
+from services.action_runner.frequency import SentLog, cap_decision, record
 from services.action_runner.gates import DEFAULT_MAX_SEGMENTS, Decision, Verdict, decide_send
 from services.action_runner.idempotency import emission_id, sms_key
+from services.action_runner.tracked_links import TrackedLinks
 
 
 class Definitions(Protocol):
@@ -52,6 +54,8 @@ class Handled:
     effects: Effects = field(default_factory=Effects)
     # A change of the contact's ledger, to store once it is on the audit trail.
     consent_change: SubscriptionChange | None = None
+    # The contact's log of requested SMS (frequency caps), to store once a request is out.
+    sent: SentLog | None = None
 
 
 CONSENT_UNREADABLE = "consent_ledger_unavailable"
@@ -73,11 +77,15 @@ def handle_command(
     consent: ConsentRecord | None,
     now: datetime,
     max_segments: int = DEFAULT_MAX_SEGMENTS,
+    sent: SentLog | None = None,
+    link_secret: bytes | None = None,
 ) -> Handled:
     action = command.action
     workflow = definitions.workflow(command.account_id, command.workflow_id)
     if isinstance(action, SendSms):
-        return _send_sms(command, action, definitions, workflow, consent, now, max_segments)
+        return _send_sms(
+            command, action, definitions, workflow, consent, now, max_segments, sent, link_secret
+        )
     if isinstance(action, Delay):
         return _finish(command, now, ActionOutcome.FAILED, "delay runs in the enroller")
     if workflow is None or not workflow.spec.enabled:
@@ -155,8 +163,17 @@ def _send_sms(
     consent: ConsentRecord | None,
     now: datetime,
     max_segments: int,
+    sent: SentLog | None = None,
+    link_secret: bytes | None = None,
 ) -> Handled:
     account = definitions.account(command.account_id)
+    key = sms_key(command.account_id, command.workflow_id, command.enrollment_id, command.step)
+    # Without a secret (tests of other things), links render as they are, untracked.
+    links = (
+        TrackedLinks(link_secret, key, account.spec.link_domain)
+        if account and link_secret
+        else None
+    )
     decision = decide_send(
         workflow=workflow,
         account=account,
@@ -165,8 +182,10 @@ def _send_sms(
         consent=consent,
         now=now,
         max_segments=max_segments,
+        link=links or str,
     )
-    key = sms_key(command.account_id, command.workflow_id, command.enrollment_id, command.step)
+    cap = account.spec.frequency_cap if account is not None else None
+    decision = cap_decision(decision, sent, cap, key, now)
     outcome, status = {
         Verdict.SEND: (ActionOutcome.DONE, SmsStatus.QUEUED),
         Verdict.SKIP: (ActionOutcome.SKIPPED, SmsStatus.SKIPPED),
@@ -177,7 +196,10 @@ def _send_sms(
         command, now, outcome, decision.reason, retry_at=decision.until, emit_result=False
     )
     if decision.verdict is Verdict.SEND and account is not None:
-        handled.effects.emit(SMS_REQUESTS, _request(command, action, decision, key, account, now))
+        codes = links.codes if links is not None else None
+        request = _request(command, action, decision, key, account, now, codes)
+        handled.effects.emit(SMS_REQUESTS, request)
+        handled.sent = record(sent, key, now, cap)
     handled.effects.emit(SMS_STATUS, _status(command, action, decision, key, status, now))
     handled.effects.emit(ACTION_RESULTS, handled.result)
     return handled
@@ -190,6 +212,7 @@ def _request(
     key: str,
     account: Account,
     now: datetime,
+    links: dict[str, str] | None = None,
 ) -> SmsRequest:
     return SmsRequest.model_validate(
         {
@@ -208,6 +231,7 @@ def _request(
             "encoding": decision.encoding,
             "segments": decision.segments,
             "to_masked": decision.to_masked,
+            "links": links or None,
         }
     )
 

@@ -5,7 +5,7 @@ Pure: definitions, the contact snapshot, the consent ledger and ``now`` in; a De
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -61,6 +61,7 @@ def decide_send(
     consent: ConsentRecord | None,
     now: datetime,
     max_segments: int = DEFAULT_MAX_SEGMENTS,
+    link: Callable[[str], str] = str,
 ) -> Decision:
     if workflow is None or not workflow.spec.enabled:
         return Decision.skip(SkipReason.WORKFLOW_DISABLED)
@@ -89,7 +90,7 @@ def decide_send(
         return Decision.skip(SkipReason.INVALID_PHONE_NUMBER, mask_phone(recipient.raw))
     masked = mask_phone(recipient.e164)
     try:
-        text = render(message.spec.body, contact, {"id": account.metadata.id})
+        text = render(message.spec.body, contact, {"id": account.metadata.id}, link)
     except RenderError as exc:
         return Decision(Verdict.FAIL, reason=f"render_failed: {exc}", to_masked=masked)
     text = with_opt_out(text, spec.opt_out_text)

@@ -7,7 +7,7 @@ attributes of Python objects or anything else outside the values it is given.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import lru_cache
 from typing import Any
 
@@ -60,11 +60,18 @@ def _present(properties: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in properties.items() if v is not None}
 
 
-def render(body: str, contact: Mapping[str, Any], account: Mapping[str, Any] | None = None) -> str:
+def render(
+    body: str,
+    contact: Mapping[str, Any],
+    account: Mapping[str, Any] | None = None,
+    link: Callable[[str], str] = str,  # ``{{ link(url) }}``: tracked when the runner sends
+) -> str:
     """The body with tokens replaced; raises RenderError, never anything else."""
     template = _compile(body)
     try:
-        text: str = template.render(contact=_present(contact), account=dict(account or {}))
+        text: str = template.render(
+            contact=_present(contact), account=dict(account or {}), link=link
+        )
     except Exception as exc:  # a sandbox violation or a filter failing on odd data
         raise RenderError(f"{type(exc).__name__}: {exc}") from exc
     return text

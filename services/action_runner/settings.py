@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pydantic import SecretStr
+
 from services.common.settings import KafkaSettings
 
 
@@ -22,3 +24,6 @@ class RunnerSettings(KafkaSettings):
     action_runner_session_timeout_s: float = 10.0
     # How long a command naming a definition not yet read waits for it to arrive.
     definitions_grace_s: float = 2.0
+    # HMAC key of tracked links' short codes: set a long random one outside development, or
+    # anyone who knows it and an SMS's ids could work out that SMS's codes.
+    link_secret: SecretStr = SecretStr("dev-link-secret")

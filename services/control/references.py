@@ -24,6 +24,7 @@ from schemas.definitions import (
 from services.common.catalog import Catalog
 from services.control.problems import Problem, problem
 from services.control.sources import SourceDocument
+from services.control.stranding import stranding_problems
 
 Definition = Account | SmsMessage | Workflow
 
@@ -46,7 +47,7 @@ def check_batch(batch: Iterable[Parsed], published: Catalog) -> list[Problem]:
             problems += _check_message(item.source, doc, view)
         elif isinstance(doc, Workflow):
             problems += _check_workflow(item.source, doc, view)
-    return problems
+    return problems + stranding_problems(items, view)
 
 
 def overlay(published: Catalog, documents: Iterable[Definition]) -> Catalog:

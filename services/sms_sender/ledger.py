@@ -73,12 +73,13 @@ def plan(entry: SmsLedgerEntry | None, ambiguous_wait_s: float) -> Plan:
 
 
 class Ledger:
-    """Latest entry per key, the partition it lives in, and provider id -> key."""
+    """Latest entry per key, the partition it lives in, provider id -> key and link code -> key."""
 
     def __init__(self) -> None:
         self._entries: dict[str, SmsLedgerEntry] = {}
         self._partitions: dict[str, int] = {}
         self._by_provider_id: dict[str, str] = {}
+        self._by_link_code: dict[str, str] = {}
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -92,6 +93,12 @@ class Ledger:
     def key_for_provider_id(self, provider_message_id: str) -> str | None:
         return self._by_provider_id.get(provider_message_id)
 
+    def link(self, code: str) -> tuple[SmsLedgerEntry, str] | None:
+        """The entry of the SMS whose tracked link has ``code``, and that link's URL."""
+        entry = self._entries.get(self._by_link_code.get(code, ""))
+        url = (entry.links or {}).get(code) if entry is not None else None
+        return None if entry is None or url is None else (entry, url)
+
     def apply(self, entry: SmsLedgerEntry, partition: int) -> bool:
         """Take ``entry`` if it may follow the current one; True when it did."""
         key = entry.idempotency_key
@@ -101,4 +108,6 @@ class Ledger:
         self._partitions[key] = partition
         if entry.provider_message_id:
             self._by_provider_id[entry.provider_message_id] = key
+        for code in entry.links or ():
+            self._by_link_code[code] = key
         return True

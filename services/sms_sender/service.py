@@ -24,6 +24,7 @@ from services.sms_sender.metrics import Metrics
 from services.sms_sender.offsets import OffsetTracker
 from services.sms_sender.publisher import KafkaPublisher
 from services.sms_sender.rate_limiter import RateLimiter
+from services.sms_sender.redirects import Redirects
 from services.sms_sender.retries import RetryPolicy
 from services.sms_sender.server import Server, WebhookConfig
 from services.sms_sender.settings import SenderSettings
@@ -126,7 +127,8 @@ async def run(settings: SenderSettings, stop: asyncio.Event) -> int:
         account_finder(definitions),
         ready.is_set,
     )
-    runner = web.AppRunner(server.app(), access_log=None, handle_signals=False)
+    app = Redirects(dispatcher.ledger, publisher, metrics).register(server.app())
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     await web.TCPSite(runner, settings.sender_host, settings.sender_port, backlog=1024).start()
 

@@ -47,6 +47,7 @@ def new_entry(
         to_masked=request.to_masked,
         segments=request.segments,
         encoding=request.encoding,
+        links=request.links,
         api=api,
         attempts=attempts,
         **fields,

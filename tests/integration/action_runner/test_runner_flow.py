@@ -31,6 +31,7 @@ from schemas.topics import (
 )
 from services.action_runner.idempotency import sms_key
 from services.action_runner.internal import WideConsentCommand
+from services.common.links import link_code
 from services.common.settings import KafkaSettings
 from tests.integration.action_runner.harness import (
     SUBSCRIBE,
@@ -61,6 +62,7 @@ DOCUMENTS: list[dict[str, Any]] = [
     message(),
     message("draft-msg", state="draft"),
     message("long-msg", body="x" * 1700),
+    message("offer", body="Offer: {{ link('https://example.com/offer') }}"),
     workflow(),
     workflow("off-flow", enabled=False),
     account("noaccess", sms_access=False),
@@ -69,6 +71,10 @@ DOCUMENTS: list[dict[str, Any]] = [
     account("night", quiet_hours=_night_window()),
     message(account_id="night"),
     workflow(account_id="night"),
+    account("capped", frequency_cap={"max_messages": 3, "per_days": 7}),
+    message(account_id="capped"),
+    workflow(account_id="capped"),
+    workflow("second-flow", account_id="capped"),
 ]
 
 
@@ -364,6 +370,37 @@ def test_quiet_hours_defer_and_the_resend_is_rechecked(stack: Stack) -> None:
     assert outcome is ActionOutcome.DONE
     [request] = stack.requests_for("c-night")
     assert request.idempotency_key == status.idempotency_key
+
+
+def test_the_fourth_sms_within_a_cap_of_three_is_frequency_capped_across_workflows(
+    stack: Stack,
+) -> None:
+    stack.subscribe("c-cap", account_id="capped")
+    first = stack.run(send("c-cap", step=1, account_id="capped"))
+    second_cmd = send("c-cap", step=2, account_id="capped")
+    second = stack.run(second_cmd)
+    # The same SMS handled again (a re-attempt after a crash) is not counted twice.
+    again = stack.run(send("c-cap", step=2, account_id="capped", attempt=2), count=2)
+    third = stack.run(send("c-cap", step=1, account_id="capped", workflow_id="second-flow"))
+    fourth_cmd = send("c-cap", step=2, account_id="capped", workflow_id="second-flow")
+    fourth = stack.run(fourth_cmd)
+    assert [r.outcome for r in (first, second, again, third)] == [ActionOutcome.DONE] * 4
+    assert (fourth.outcome, fourth.reason) == (ActionOutcome.SKIPPED, "frequency_capped")
+    requests = stack.requests_for("c-cap")
+    assert len({r.idempotency_key for r in requests}) == 3
+    assert {r.workflow_id for r in requests} == {"welcome-flow", "second-flow"}
+    [capped] = [s for s in stack.statuses_for("c-cap") if s.reason == "frequency_capped"]
+    assert capped.status.value == "skipped"
+    assert capped.workflow_id == "second-flow"
+
+
+def test_a_link_renders_a_short_url_and_the_request_names_its_code(stack: Stack) -> None:
+    stack.subscribe("c-link")
+    assert stack.run(send("c-link", message="offer")).outcome is ActionOutcome.DONE
+    [request] = stack.requests_for("c-link")
+    code = link_code(b"dev-link-secret", request.idempotency_key, "https://example.com/offer")
+    assert request.links == {code: "https://example.com/offer"}
+    assert request.body.startswith(f"Offer: http://127.0.0.1:8026/r/{code}\n")
 
 
 def test_bad_records_go_to_dead_letters_and_the_runner_goes_on(stack: Stack) -> None:

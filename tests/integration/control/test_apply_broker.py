@@ -102,3 +102,23 @@ def test_a_dry_run_validates_and_reports_but_publishes_nothing(
     assert code == 0
     assert "Workflow acme/welcome-flow created (revision 1) (dry run)" in out.getvalue()
     assert read_all(kafka_settings, DEFINITIONS) == []
+
+
+def test_a_change_that_would_strand_contacts_is_refused_against_the_published_workflow(
+    kafka_settings: KafkaSettings, tmp_path: Path
+) -> None:
+    everything = tmp_path / "acme.yaml"
+    everything.write_text(DESIGN_DOCUMENTS)
+    assert run(kafka_settings, everything)[0] == 0
+    records = read_all(kafka_settings, DEFINITIONS)
+
+    # The enabled workflow is published already; only the message is applied, as a draft.
+    message = DESIGN_DOCUMENTS.split("\n---\n")[1]
+    draft = tmp_path / "draft.yaml"
+    draft.write_text(message.replace("state: published", "state: draft"))
+    code, _, err = run(kafka_settings, draft)
+    assert code == 1
+    assert "(SmsMessage acme/welcome): spec.state:" in err
+    assert "sent by enabled Workflow acme/welcome-flow" in err
+    assert "fix: keep spec.state: published" in err
+    assert read_all(kafka_settings, DEFINITIONS) == records
