@@ -79,7 +79,7 @@ def read_topics(
         consumer.assign(partitions)
         consumer.seek_to_beginning(*partitions)
         if start_ms is not None:
-            found = consumer.offsets_for_times({tp: start_ms for tp in partitions})
+            found = consumer.offsets_for_times(dict.fromkeys(partitions, start_ms))
             end_now = consumer.end_offsets(partitions)
             for tp in partitions:
                 at = found.get(tp)

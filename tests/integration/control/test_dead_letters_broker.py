@@ -11,8 +11,8 @@ import pytest
 
 from schemas.dead_letters import DeadLetter
 from schemas.topics import ACTIONS, CONTACT_CHANGES, DEAD_LETTERS
-from services.common.dead_letters import REPLAYED_FROM_HEADER, dead_letter
 from services.common.codec import encode
+from services.common.dead_letters import REPLAYED_FROM_HEADER, dead_letter
 from services.common.kafka import make_producer
 from services.common.settings import KafkaSettings
 from services.control.dead_letters import list_letters, replay
@@ -110,7 +110,8 @@ def test_list_replay_once_and_repeats(kafka_settings: KafkaSettings) -> None:
     (copy,) = new
     assert (copy.key, copy.value) == ("acme:1", original)
     marker = dict(copy.headers)[REPLAYED_FROM_HEADER]
-    assert marker is not None and marker.decode() == replayed[0].marker
+    assert marker is not None
+    assert marker.decode() == replayed[0].marker
     assert replayed[0].marker.startswith("dead-letters:")
 
     # However often it runs: nothing more for that dead letter.
