@@ -8,6 +8,7 @@ without a broker.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 
 from schemas.actions import ActionResult
@@ -90,9 +91,9 @@ class ContactHistory:
                 self.properties.pop(name, None)
             else:
                 self.properties[name] = value
-            if name in PHONE_PROPERTIES and value is not None and str(value).strip():
-                if str(value) not in self.raw_numbers:
-                    self.raw_numbers.append(str(value))
+            raw = "" if value is None else str(value)
+            if name in PHONE_PROPERTIES and raw.strip() and raw not in self.raw_numbers:
+                self.raw_numbers.append(raw)
 
     def numbers(self) -> list[str]:
         """The E.164 form of every number the contact has held (read in the account's region)."""
@@ -154,10 +155,8 @@ def _add(history: ContactHistory, record: Record) -> None:
 def _definition(catalog: Catalog, record: Record) -> None:
     if record.value is None:
         if record.key:
-            try:
+            with contextlib.suppress(ValueError):  # not a definition key: nothing to remove
                 catalog.remove(record.key)
-            except ValueError:
-                pass
         return
     try:
         event = decode_event(record.value)
