@@ -267,7 +267,8 @@ def render(story: dict[str, Any]) -> str:
     for s in story["sms"]:
         to = f" to {s['to_masked']}" if s["to_masked"] else ""
         why_text = f": {s['why']}" if s["why"] else ""
-        lines.append(f"  {s['workflow_id']} {s['message_id']}{to}: {s['status']}{why_text}")
+        what = " ".join(str(part) for part in (s["workflow_id"], s["message_id"]) if part)
+        lines.append(f"  {what}{to}: {s['status']}{why_text}")
         lines.append(f"      {' -> '.join(s['path'])}")
     if not story["sms"]:
         lines.append("  no SMS")
