@@ -42,7 +42,8 @@ def test_the_first_failing_filter_of_each_group_is_named() -> None:
 enabled: true
 enrollment:
   criteria:
-    - [{property: lifecyclestage, operator: eq, value: customer}, {property: vip, operator: eq, value: "true"}]
+    - - {property: lifecyclestage, operator: eq, value: customer}
+      - {property: vip, operator: eq, value: "true"}
     - [{property: country, operator: is_any_of, values: [FI, SE]}]
 suppression:
   - [{property: email, operator: contains, value: "@competitor"}]
