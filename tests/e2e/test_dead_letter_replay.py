@@ -21,6 +21,7 @@ from services.common.dead_letters import REPLAYED_FROM_HEADER
 from services.control.topic_reader import read_topics
 from tests.e2e.definitions import account
 from tests.e2e.stack import Stack
+from tests.integration.control.dashboard_process import get_json
 from tests.support import produce
 
 pytestmark = pytest.mark.e2e
@@ -99,3 +100,8 @@ def test_a_dead_letter_is_replayed_once_after_the_cause_is_fixed(
     assert len(replayed_commands()) == 1  # each dead letter once, however often it runs
     mine = [r for r in letters(stack) if str(r["key"]).startswith(account_id)]
     assert [r["state"] for r in mine] == ["replayed"]
+
+    # dev up started the dashboard, which counts the dead letter too.
+    dashboard = f"http://127.0.0.1:{stack.env['SMSFLOW_DASHBOARD_PORT']}/api/state"
+    counts = stack.wait(lambda: get_json(dashboard)["dead_letters"], "the dashboard's counts")
+    assert counts.get("action-runner actions", 0) >= 1
