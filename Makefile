@@ -8,8 +8,10 @@ STAMP := $(VENV)/.installed-stamp
 TEST_KAFKA_PORT ?= 39092
 TEST_STATE := .smsflow/test
 PYTEST_ARGS ?=
+DEMO_ARGS ?=
 
-.PHONY: install demo test test-unit lint format bench schemas clean
+.PHONY: install browser demo test test-unit lint format bench schemas clean
+CHROMIUM ?= /usr/bin/chromium
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -20,11 +22,20 @@ $(STAMP): pyproject.toml constraints.txt
 install: $(STAMP)
 
 ## The local stack end to end: broker, topics, services, examples, a status table.
+## `make demo DEMO_ARGS=--keep` leaves the stack up and ends with the dashboard's address.
 demo: install
-	@$(PY) -m services.control.demo
+	@$(PY) -m services.control.demo $(DEMO_ARGS)
+
+## Headless Chromium for the dashboard's browser test: Debian's package (Playwright drives
+## it by path; no browser download). Uses sudo only when not root.
+browser:
+	@test -x $(CHROMIUM) || { \
+	  if ! command -v apt-get >/dev/null; then echo "install Chromium at $(CHROMIUM)"; exit 1; fi; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium; }
 
 ## The whole suite (unit, integration, e2e) against a real broker started for the run.
-test: install
+test: install browser
 	@$(SMSFLOW) kafka start --port $(TEST_KAFKA_PORT) --state-dir $(TEST_STATE)
 	@SMSFLOW_KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$(TEST_KAFKA_PORT) $(PY) -m pytest $(PYTEST_ARGS); \
 	  rc=$$?; $(SMSFLOW) kafka stop --state-dir $(TEST_STATE) --purge; exit $$rc

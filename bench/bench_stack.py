@@ -77,6 +77,7 @@ def run(bootstrap: str) -> dict[str, float]:
             "SMSFLOW_ENROLLER_PORT": str(free_port()),
             "SMSFLOW_ACTION_RUNNER_PORT": str(free_port()),
             "SMSFLOW_SENDER_PORT": str(free_port()),
+            "SMSFLOW_DASHBOARD_PORT": str(free_port()),
         }
     )
     saved = dict(os.environ)

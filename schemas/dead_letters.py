@@ -19,6 +19,11 @@ class DeadLetter(Event):
     # The original value: UTF-8 text when it decodes, else base64 (``value_encoding``).
     value: str | None = None
     value_encoding: Literal["utf-8", "base64"] = "utf-8"
+    # True when ``value`` holds only part of the original (a huge record): listed, never replayed.
+    value_truncated: bool = False
+    # The ``smsflow-replayed-from`` header of the failed record: it was itself a replay of
+    # that dead letter, so this one is a repeat (replay leaves repeats alone: no loops).
+    replayed_from: str | None = None
 
     @property
     def where(self) -> str:

@@ -13,6 +13,13 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "apply": ("services.control.apply:main", "validate and publish definitions (-f PATH)"),
     "emit": ("services.control.emit:main", "publish one contact change"),
     "status": ("services.control.status:main", "show SMS statuses [--follow] [--json]"),
+    "dead-letters": (
+        "services.control.dead_letters:main",
+        "dead letters: list | replay [--service S] [--since T]",
+    ),
+    "explain": ("services.control.explain:main", "a contact's story: explain ACCOUNT CONTACT"),
+    "consent": ("services.control.consent_history:main", "consent audit trail: consent show"),
+    "dashboard": ("services.control.dashboard.__main__:main", "live web page on 127.0.0.1:8030"),
     "enroller": ("services.enroller.__main__:main", "run the enroller"),
     "action-runner": ("services.action_runner.__main__:main", "run the action runner"),
     "sms-sender": ("services.sms_sender.__main__:main", "run the SMS sender"),

@@ -3,9 +3,28 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Iterable, Mapping
 from typing import Literal
 
 from schemas.dead_letters import DeadLetter
+
+# Set by ``smsflow dead-letters replay`` on every record it re-publishes.
+REPLAYED_FROM_HEADER = "smsflow-replayed-from"
+
+# kafka-python and aiokafka give a list of (name, bytes) pairs; faust may give a mapping.
+Headers = Iterable[tuple[str, bytes | None]] | Mapping[str, bytes | None] | None
+
+
+def header_value(headers: Headers, name: str) -> str | None:
+    """One header's value as text (the last one wins), or None."""
+    if not headers:
+        return None
+    pairs = headers.items() if isinstance(headers, Mapping) else headers
+    found: str | None = None
+    for key, raw in pairs:
+        if key == name and raw is not None:
+            found = raw.decode("utf-8", errors="replace")
+    return found
 
 
 def dead_letter(
@@ -18,7 +37,10 @@ def dead_letter(
     value: bytes | None,
     reason: str,
     error: BaseException | None = None,
+    headers: Headers = None,
 ) -> DeadLetter:
+    """``headers`` are the failed record's: a replayed record that fails again keeps its
+    provenance, so the new dead letter is marked as a repeat."""
     text: str | None
     encoding: Literal["utf-8", "base64"] = "utf-8"
     try:
@@ -35,4 +57,5 @@ def dead_letter(
         error_type=type(error).__name__ if error else "DecodeError",
         value=text,
         value_encoding=encoding,
+        replayed_from=header_value(headers, REPLAYED_FROM_HEADER),
     )

@@ -3,7 +3,8 @@
 Starts the stack (``smsflow dev up``), applies ``examples/``, publishes the contacts of
 ``examples/contacts/demo-contacts.yaml`` the way an upstream CRM would, sends a STOP reply
 through the gateway simulator, waits for every SMS's outcome, prints the status table and
-what the gateway received, and stops the stack it started (its data removed).
+what the gateway received, and stops the stack it started (its data removed). With
+``--keep`` it leaves the stack running and ends by printing the dashboard's address.
 """
 
 from __future__ import annotations
@@ -166,7 +167,9 @@ def show_gateway(settings: StackSettings) -> None:
         print(f"     {body}")
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    keep = "--keep" in args
     quiet_logs("demo")
     settings = StackSettings.from_environ(os.environ)
     if settings.external_broker and not os.environ.get("SMSFLOW_TOPIC_PREFIX"):
@@ -199,16 +202,22 @@ def main() -> int:
         print(f"demo: {exc}", file=sys.stderr)
         return 1
     finally:
-        print("\nstopping the stack (smsflow dev down --purge)", flush=True)
-        stack.down(purge=True)
+        if not keep:
+            print("stopping the stack (smsflow dev down --purge)", flush=True)
+            stack.down(purge=True)
     if ok:
         print("\nevery SMS ended as expected")
-        return 0
-    print(
-        f"\nsome SMS did not end as expected; the services' logs are kept in "
-        f"{stack.table.logs_dir} (one JSON line per handled record)"
-    )
-    return 1
+    else:
+        print(
+            f"\nsome SMS did not end as expected; the services' logs are kept in "
+            f"{stack.table.logs_dir} (one JSON line per handled record)"
+        )
+    if keep:
+        print(
+            "\nthe stack keeps running (stop it with `.venv/bin/smsflow dev down --purge`)"
+            f"\ndashboard: {settings.dashboard_url}"
+        )
+    return 0 if ok else 1
 
 
 def _account_documents() -> list[dict[str, Any]]:

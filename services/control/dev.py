@@ -111,6 +111,7 @@ class Stack:
         self._wait_ready(pending)
         self._write_record()
         self.say(f"stack ready in {time.monotonic() - began:.1f}s")
+        self.say(f"dashboard: {self.settings.dashboard_url}")
         return started
 
     def _broker_up(self) -> bool:
@@ -267,7 +268,7 @@ def _size(path: Path) -> int:
         return 0
 
 
-NAMES = [KAFKA, "gateway-sim", "enroller", "action-runner", "sms-sender"]
+NAMES = [KAFKA, "gateway-sim", "enroller", "action-runner", "sms-sender", "dashboard"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -24,6 +24,7 @@ class StackSettings(KafkaSettings):
     enroller_port: int = 6066
     action_runner_port: int = 6067
     sender_port: int = 8026
+    dashboard_port: int = 8030
     ready_timeout_s: float = Field(default=120.0, gt=0)
     # Whether SMSFLOW_KAFKA_BOOTSTRAP_SERVERS named a broker (then dev up starts none).
     external_broker: bool = False
@@ -49,6 +50,10 @@ class StackSettings(KafkaSettings):
     @property
     def sender_url(self) -> str:
         return f"http://{HOST}:{self.sender_port}"
+
+    @property
+    def dashboard_url(self) -> str:
+        return f"http://{HOST}:{self.dashboard_port}/"
 
     @property
     def inbound_webhook(self) -> str:
@@ -77,7 +82,8 @@ class Component:
 
 
 def components(settings: StackSettings) -> list[Component]:
-    """Everything but the broker, in start order (the simulator first: the sender calls it)."""
+    """Everything but the broker, in start order (the simulator first: the sender calls it;
+    the dashboard last: it only reads)."""
     return [
         Component(
             "gateway-sim",
@@ -98,6 +104,13 @@ def components(settings: StackSettings) -> list[Component]:
             "action-runner", "services.action_runner", settings.action_runner_port, "/healthz"
         ),
         Component("sms-sender", "services.sms_sender", settings.sender_port, "/healthz"),
+        Component(
+            "dashboard",
+            "services.control.dashboard",
+            settings.dashboard_port,
+            "/healthz",
+            ("--host", HOST, "--port", str(settings.dashboard_port)),
+        ),
     ]
 
 
@@ -113,6 +126,7 @@ def child_environment(settings: StackSettings, base: Mapping[str, str]) -> dict[
             "SMSFLOW_ENROLLER_PORT": str(settings.enroller_port),
             "SMSFLOW_ACTION_RUNNER_PORT": str(settings.action_runner_port),
             "SMSFLOW_SENDER_PORT": str(settings.sender_port),
+            "SMSFLOW_DASHBOARD_PORT": str(settings.dashboard_port),
             "SMSFLOW_GATEWAY_SIM_PORT": str(settings.gateway_sim_port),
             "SMSFLOW_GATEWAY_URL": settings.gateway_url,
             "SMSFLOW_SENDER_WEBHOOK_URL": settings.inbound_webhook,

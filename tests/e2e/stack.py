@@ -22,7 +22,7 @@ from services.common.settings import KafkaSettings
 from services.control.status_table import LatestStatuses
 from tests.support import read_models
 
-SERVICES = ("gateway-sim", "enroller", "action-runner", "sms-sender")
+SERVICES = ("gateway-sim", "enroller", "action-runner", "sms-sender", "dashboard")
 
 
 def stack_environment(bootstrap: str, state_dir: Path) -> dict[str, str]:
@@ -37,6 +37,7 @@ def stack_environment(bootstrap: str, state_dir: Path) -> dict[str, str]:
             "SMSFLOW_ENROLLER_PORT": str(free_port()),
             "SMSFLOW_ACTION_RUNNER_PORT": str(free_port()),
             "SMSFLOW_SENDER_PORT": str(free_port()),
+            "SMSFLOW_DASHBOARD_PORT": str(free_port()),
         }
     )
     return env

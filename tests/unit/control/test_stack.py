@@ -16,6 +16,7 @@ def test_ports_and_state_dir_come_from_the_environment(
         "SMSFLOW_ENROLLER_PORT": "16066",
         "SMSFLOW_ACTION_RUNNER_PORT": "16067",
         "SMSFLOW_SENDER_PORT": "18026",
+        "SMSFLOW_DASHBOARD_PORT": "18030",
         "SMSFLOW_TOPIC_PREFIX": "t1.",
     }.items():
         monkeypatch.setenv(name, value)
@@ -32,6 +33,7 @@ def test_ports_and_state_dir_come_from_the_environment(
         ("enroller", 16066),
         ("action-runner", 16067),
         ("sms-sender", 18026),
+        ("dashboard", 18030),
     ]
     sim = components(settings)[0]
     assert sim.argv("py")[-2:] == ["--inbound-webhook", "http://127.0.0.1:18026/webhooks/inbound"]
@@ -42,6 +44,8 @@ def test_ports_and_state_dir_come_from_the_environment(
     assert env["SMSFLOW_GATEWAY_URL"] == "http://127.0.0.1:18025"
     assert env["SMSFLOW_SENDER_PUBLIC_URL"] == "http://127.0.0.1:18026"
     assert env["SMSFLOW_KAFKA_BOOTSTRAP_SERVERS"] == "127.0.0.1:19092"
+    assert env["SMSFLOW_DASHBOARD_PORT"] == "18030"
+    assert settings.dashboard_url == "http://127.0.0.1:18030/"
 
 
 def test_a_named_broker_is_used_as_it_is(monkeypatch: pytest.MonkeyPatch) -> None:
