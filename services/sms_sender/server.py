@@ -22,7 +22,7 @@ from services.common.codec import describe_validation_error
 from services.common.dead_letters import dead_letter
 from services.common.logging import get_logger
 from services.common.masking import mask_phone
-from services.gateway_sim.signatures import (
+from services.common.signatures import (
     SMSFLOW_SIGNATURE_HEADER,
     TWILIO_SIGNATURE_HEADER,
     verify_smsflow_signature,

@@ -15,7 +15,7 @@ from schemas.dead_letters import DeadLetter
 from schemas.ledger import LedgerState
 from schemas.sms import InboundSms, SmsStatus
 from schemas.topics import DEAD_LETTERS, SMS_INBOUND, SMS_STATUS
-from services.gateway_sim.signatures import smsflow_signature, twilio_signature
+from services.common.signatures import smsflow_signature, twilio_signature
 from services.sms_sender.dispatcher import Dispatcher
 from services.sms_sender.fake_gateway import FakeGateway
 from services.sms_sender.ledger import Ledger
