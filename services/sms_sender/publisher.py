@@ -13,8 +13,8 @@ from aiokafka import AIOKafkaProducer
 
 from schemas.dead_letters import DeadLetter
 from schemas.ledger import SmsLedgerEntry
-from schemas.sms import InboundSms, ProviderOptOut, SmsStatusEvent
-from schemas.topics import DEAD_LETTERS, SMS_INBOUND, SMS_LEDGER, SMS_STATUS
+from schemas.sms import InboundSms, NumberOptOut, ProviderOptOut, SmsStatusEvent
+from schemas.topics import DEAD_LETTERS, OPT_OUTS, SMS_INBOUND, SMS_LEDGER, SMS_STATUS
 from services.common.codec import encode, encode_key
 from services.common.settings import KafkaSettings
 
@@ -31,6 +31,8 @@ class Publisher(Protocol):
 
     async def dead_letter(self, letter: DeadLetter) -> None: ...
 
+    async def opt_outs(self, events: list[NumberOptOut]) -> None: ...
+
 
 class KafkaPublisher:
     """Writes through an aiokafka producer running on the same loop."""
@@ -40,7 +42,7 @@ class KafkaPublisher:
         self.writer = writer.encode()
         self.topics = {
             spec.name: settings.topic(spec)
-            for spec in (SMS_LEDGER, SMS_STATUS, SMS_INBOUND, DEAD_LETTERS)
+            for spec in (SMS_LEDGER, SMS_STATUS, SMS_INBOUND, DEAD_LETTERS, OPT_OUTS)
         }
 
     async def ledger(self, entry: SmsLedgerEntry, partition: int) -> None:
@@ -59,6 +61,11 @@ class KafkaPublisher:
 
     async def dead_letter(self, letter: DeadLetter) -> None:
         await (await self._send(DEAD_LETTERS.name, letter.key or "", encode(letter)))
+
+    async def opt_outs(self, events: list[NumberOptOut]) -> None:
+        acks = [await self._send(OPT_OUTS.name, e.key, encode(e)) for e in events]
+        for ack in acks:
+            await ack
 
     async def _send(
         self,
@@ -97,6 +104,9 @@ class MemoryPublisher:
 
     async def dead_letter(self, letter: DeadLetter) -> None:
         self.records.append((DEAD_LETTERS.name, letter))
+
+    async def opt_outs(self, events: list[NumberOptOut]) -> None:
+        self.records += [(OPT_OUTS.name, e) for e in events]
 
     def of(self, topic: str) -> list[Any]:
         return [model for name, model in self.records if name == topic]

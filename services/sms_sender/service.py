@@ -7,9 +7,11 @@ from __future__ import annotations
 import asyncio
 import random
 import uuid
+from collections.abc import Callable
 
 from aiohttp import web
 
+from schemas.definitions import Account
 from schemas.topics import SMS_LEDGER
 from services.common.definitions_feed import DefinitionsFeed
 from services.common.logging import get_logger
@@ -24,6 +26,7 @@ from services.sms_sender.metrics import Metrics
 from services.sms_sender.offsets import OffsetTracker
 from services.sms_sender.publisher import KafkaPublisher
 from services.sms_sender.rate_limiter import RateLimiter
+from services.sms_sender.reply_ids import RecentIds, ReplyIdFeed
 from services.sms_sender.retries import RetryPolicy
 from services.sms_sender.server import Server, WebhookConfig
 from services.sms_sender.settings import SenderSettings
@@ -51,15 +54,12 @@ def build_gateway(settings: SenderSettings) -> SmsGateway:
     return HttpGateway(settings.gateway_url, session)
 
 
-def account_finder(feed: DefinitionsFeed):  # type: ignore[no-untyped-def]
-    def find(number: str) -> str | None:
+def known_accounts(feed: DefinitionsFeed) -> Callable[[], list[Account]]:
+    def snapshot() -> list[Account]:
         with feed.lock:
-            for account in feed.catalog.accounts.values():
-                if account.spec.sender == number:
-                    return account.metadata.id
-        return None
+            return list(feed.catalog.accounts.values())
 
-    return find
+    return snapshot
 
 
 async def run(settings: SenderSettings, stop: asyncio.Event) -> int:
@@ -114,17 +114,20 @@ async def run(settings: SenderSettings, stop: asyncio.Event) -> int:
     await loop.run_in_executor(None, definitions.start, 60.0)
 
     ready = asyncio.Event()
+    reply_ids = RecentIds(settings.sender_reply_dedup_max)
+    reply_feed = ReplyIdFeed(
+        settings, reply_ids, settings.sender_reply_dedup_window_s, producer.partitions_for
+    )
+    reply_feed.start()
     server = Server(
-        WebhookConfig(
-            settings.public_url,
-            settings.webhook_secret.get_secret_value(),
-            settings.twilio_auth_token.get_secret_value(),
-        ),
+        WebhookConfig.from_settings(settings),
         dispatcher,
         publisher,
         metrics,
-        account_finder(definitions),
+        known_accounts(definitions),
         ready.is_set,
+        reply_ids,
+        reply_feed.ready.is_set,
     )
     runner = web.AppRunner(server.app(), access_log=None, handle_signals=False)
     await runner.setup()
@@ -168,6 +171,7 @@ async def run(settings: SenderSettings, stop: asyncio.Event) -> int:
             task.cancel()
         await asyncio.gather(*dispatcher.tasks, return_exceptions=True)
         await runner.cleanup()
+        await reply_feed.stop()
         await dispatcher.gateway.close()
         await feed.stop()
         await producer.stop()  # sends what is buffered first
