@@ -72,6 +72,12 @@ async def run(settings: SenderSettings, stop: asyncio.Event) -> int:
     producer = make_producer(settings, linger_ms=10, max_batch_size=512 * 1024)
     await producer.start()
     publisher = KafkaPublisher(producer, settings, writer)
+    # Rebuilt alongside the ledger: inbound webhooks answer 503 until it is.
+    reply_ids = RecentIds(settings.sender_reply_dedup_max)
+    reply_feed = ReplyIdFeed(
+        settings, reply_ids, settings.sender_reply_dedup_window_s, producer.partitions_for
+    )
+    reply_feed.start()
     crashed: list[BaseException] = []
 
     def crash(error: BaseException) -> None:
@@ -106,6 +112,7 @@ async def run(settings: SenderSettings, stop: asyncio.Event) -> int:
     except BaseException:
         log.error("ledger_rebuild_failed", topic=settings.topic(SMS_LEDGER))
         await feed.stop()
+        await reply_feed.stop()
         await producer.stop()
         await dispatcher.gateway.close()
         raise
@@ -114,11 +121,6 @@ async def run(settings: SenderSettings, stop: asyncio.Event) -> int:
     await loop.run_in_executor(None, definitions.start, 60.0)
 
     ready = asyncio.Event()
-    reply_ids = RecentIds(settings.sender_reply_dedup_max)
-    reply_feed = ReplyIdFeed(
-        settings, reply_ids, settings.sender_reply_dedup_window_s, producer.partitions_for
-    )
-    reply_feed.start()
     server = Server(
         WebhookConfig.from_settings(settings),
         dispatcher,
