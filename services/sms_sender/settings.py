@@ -62,7 +62,7 @@ class SenderSettings(KafkaSettings):
     sender_webhook_publish_timeout_s: float = 10.0
     # Inbound replies already published, by provider message id: how many and how far back
     # (sms-inbound's retention) are remembered, so a replayed reply publishes nothing.
-    sender_reply_dedup_max: int = 200_000
+    sender_reply_dedup_max: int = 100_000
     sender_reply_dedup_window_s: float = 7 * 24 * 3600.0
 
     @property

@@ -8,10 +8,29 @@ from services.sms_sender.reply_ids import RecentIds, published_id, reply_event_i
 
 
 def test_the_oldest_ids_are_forgotten_first() -> None:
-    ids = RecentIds(2)
+    ids = RecentIds(4)
     for provider_id in ("a", "b", "c"):
         ids.add(provider_id)
-    assert ("a" in ids, "b" in ids, "c" in ids, len(ids)) == (False, True, True, 2)
+    assert all(provider_id in ids for provider_id in "abc")
+    ids.add("d")
+    assert [p for p in "abcd" if p in ids] == ["c", "d"]
+    assert len(ids) == 2
+
+
+def test_an_id_seen_again_is_kept_as_recent() -> None:
+    ids = RecentIds(4)
+    for provider_id in ("a", "b", "c", "a", "d"):
+        ids.add(provider_id)
+    assert [p for p in "abcd" if p in ids] == ["a", "c", "d"]
+
+
+def test_memory_stays_bounded() -> None:
+    ids = RecentIds(1000)
+    for n in range(10_000):
+        ids.add(f"SM{n:032d}")
+    assert 500 <= len(ids) <= 1000
+    assert f"SM{9999:032d}" in ids
+    assert f"SM{0:032d}" not in ids
 
 
 def test_an_id_is_claimed_once_and_remembered_only_when_published() -> None:
