@@ -250,16 +250,19 @@ class Server:
         """The payload once the configured scheme's signature checks out; else ``Rejection``."""
         raw = await request.read()
         if self.twilio:
+            form: dict[str, str] | None
             try:
                 form = {k: v for k, v in (await request.post()).items() if isinstance(v, str)}
-            except (ValueError, UnicodeDecodeError) as exc:
-                raise Rejection(400, "body: malformed form") from exc
+            except (ValueError, UnicodeDecodeError):
+                form = None  # a body nobody could have signed: refused like a bad signature
             header = TWILIO_SIGNATURE_HEADER
             url = self.config.public_url + request.path_qs
             problem = check_twilio_signature(
-                self.config.secret, url, form, request.headers.get(header)
+                self.config.secret, url, form or {}, request.headers.get(header)
             )
-            payload: dict[str, Any] = dict(form)
+            if form is None and problem is None:
+                problem = SignatureProblem.MISMATCH
+            payload: dict[str, Any] = dict(form or {})
         else:
             header = SMSFLOW_SIGNATURE_HEADER
             problem = check_smsflow_signature(self.config.secret, raw, request.headers.get(header))

@@ -387,3 +387,23 @@ async def test_malformed_webhook_bodies_are_rejected_with_a_reason(setup) -> Non
     raw = b"{not json"
     headers = {"X-Smsflow-Signature": smsflow_signature(SECRET, raw)}
     assert (await client.post("/webhooks/inbound", data=raw, headers=headers)).status == 400
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("content_type", "body", "signature", "status"),
+    [
+        ("application/x-www-form-urlencoded", b"\xff\xfe=\xff&%ZZ=1", "AAAA", 403),
+        ("multipart/form-data; boundary=xx", b"--xx\r\ngarbage", "AAAA", 403),
+        ("multipart/form-data", b"nothing", None, 401),
+    ],
+)
+async def test_an_unreadable_twilio_body_is_refused_as_unsigned_or_badly_signed(  # type: ignore[no-untyped-def]
+    twilio, content_type: str, body: bytes, signature: str | None, status: int
+) -> None:
+    state, client = twilio
+    headers = {"Content-Type": content_type}
+    if signature is not None:
+        headers["X-Twilio-Signature"] = signature
+    assert (await client.post("/webhooks/inbound", data=body, headers=headers)).status == status
+    assert state.publisher.records == []
