@@ -41,7 +41,7 @@ class InboundReply:
     from_: str
     to: str
     body: str
-    provider_message_id: str | None = None
+    provider_message_id: str  # what de-duplicates replies
 
 
 def _text(payload: Mapping[str, object], name: str, required: bool = True) -> str | None:

@@ -27,7 +27,7 @@ def account_for(accounts: Sequence[Account], number: str) -> Account | None:
 
 def reply_events(reply: InboundReply, accounts: Sequence[Account]) -> list[Published]:
     """Raises ``pydantic.ValidationError`` for a ``from`` that is no E.164 number."""
-    provider_id = reply.provider_message_id or ""
+    provider_id = reply.provider_message_id
     account = account_for(accounts, reply.to)
     if account is not None:
         event = InboundSms.model_validate(

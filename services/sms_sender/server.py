@@ -156,7 +156,6 @@ class Server:
         except (Rejection, callbacks.PayloadError) as exc:
             return self._reject("inbound", exc)
         provider_id = reply.provider_message_id
-        assert provider_id is not None  # the parsers require it
         structlog.contextvars.bind_contextvars(provider_message_id=provider_id)
         if not self.reply_ids_ready():
             return self._unavailable("inbound", "replies published before start not read yet")

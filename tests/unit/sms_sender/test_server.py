@@ -14,7 +14,6 @@ import pytest_asyncio
 from aiohttp.test_utils import TestClient, TestServer
 
 from schemas.dead_letters import DeadLetter
-from schemas.definitions import Account
 from schemas.ledger import LedgerState
 from schemas.sms import InboundSms, NumberOptOut, OptOutSource, SmsStatus
 from schemas.topics import DEAD_LETTERS, OPT_OUTS, SMS_INBOUND, SMS_STATUS
@@ -30,28 +29,12 @@ from services.sms_sender.reply_ids import RecentIds
 from services.sms_sender.retries import RetryPolicy
 from services.sms_sender.server import Server, WebhookConfig
 from services.sms_sender.statuses import advance
-from tests.unit.sms_sender.factories import entry
+from tests.unit.sms_sender.factories import ACCOUNTS, ACME, PHONE, entry
 
 PUBLIC = "https://sender.example.com"
 SECRET = "hook-secret"
 TOKEN = "twilio-token"
 KEY = "sms-key-0001"
-ACME = "+358451234567"
-PHONE = "+358401111111"
-
-
-def account(account_id: str, sender: str, **spec: Any) -> Account:
-    return Account.model_validate(
-        {
-            "apiVersion": "smsflow/v1",
-            "kind": "Account",
-            "metadata": {"id": account_id},
-            "spec": {"sms_access": True, "sender": sender, **spec},
-        }
-    )
-
-
-ACCOUNTS = [account("acme", ACME, opt_out_keywords=["LOPETA"]), account("beta", "+15551230000")]
 
 
 class FailingPublisher(MemoryPublisher):
