@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import secrets
 import subprocess
 import sys
 import time
@@ -93,10 +94,12 @@ def run(bootstrap: str, n: int = REQUESTS) -> dict[str, float]:
     producer.close()
 
     sender_port = free_port()
+    secret = secrets.token_hex(32)  # explicit, as the sender requires outside dev
     sim = subprocess.Popen(
         [
             *(sys.executable, "-m", "services.gateway_sim", "--port", "0", "--seed", "1"),
             *("--latency-ms", str(LATENCY_MS), "--callback-delay-ms", "50"),
+            *("--webhook-secret", secret),
         ],
         cwd=REPO,
         stdout=subprocess.PIPE,
@@ -117,6 +120,7 @@ def run(bootstrap: str, n: int = REQUESTS) -> dict[str, float]:
             SMSFLOW_GATEWAY_API="http",
             SMSFLOW_SENDER_PORT=str(sender_port),
             SMSFLOW_SENDER_PUBLIC_URL=f"http://127.0.0.1:{sender_port}",
+            SMSFLOW_WEBHOOK_SECRET=secret,
         )
         sender = subprocess.Popen(
             [sys.executable, "-m", "services.sms_sender"],

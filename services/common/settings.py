@@ -8,14 +8,20 @@ from __future__ import annotations
 from typing import Any
 
 from pydantic import SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SecretsSettingsSource,
+    SettingsConfigDict,
+)
 
 from schemas.topics import DEFAULT_PARTITIONS, DEFAULT_PREFIX, TopicSpec
 
 
 class KafkaSettings(BaseSettings):
     # Secrets may also come from files named like the field in SMSFLOW_SECRETS_DIR
-    # (e.g. /run/secrets/kafka_sasl_password), as container platforms mount them.
+    # (e.g. /run/secrets/kafka_sasl_password), as container platforms mount them, or like
+    # the variable (SMSFLOW_KAFKA_SASL_PASSWORD, the key of a Kubernetes secret).
     model_config = SettingsConfigDict(env_prefix="SMSFLOW_", extra="ignore")
 
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
@@ -46,6 +52,20 @@ class KafkaSettings(BaseSettings):
             config["ssl_cafile"] = self.kafka_ssl_cafile
             config["ssl_check_hostname"] = True
         return config
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # pydantic-settings looks only for prefixed file names; the field's own name too.
+        secrets_dir = getattr(file_secret_settings, "secrets_dir", None)
+        bare = SecretsSettingsSource(settings_cls, secrets_dir=secrets_dir, env_prefix="")
+        return init_settings, env_settings, dotenv_settings, file_secret_settings, bare
 
     @classmethod
     def from_env(cls, **overrides: Any) -> KafkaSettings:

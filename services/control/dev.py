@@ -35,6 +35,7 @@ from services.control.console import (
     quiet_logs,
     require_broker,
 )
+from services.control.dev_secret import dev_webhook_secret
 from services.control.processes import ProcessTable
 from services.control.stack import HOST, Component, StackSettings, child_environment, components
 
@@ -100,7 +101,8 @@ class Stack:
                 )
             else:
                 to_start.append(component)
-        env = child_environment(self.settings, self.environ)
+        secret = dev_webhook_secret(self.settings.state_dir)
+        env = child_environment(self.settings, self.environ, secret)
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
         for component in to_start:
             process = self.table.spawn(component.name, component.argv(), env)

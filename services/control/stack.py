@@ -114,9 +114,17 @@ def components(settings: StackSettings) -> list[Component]:
     ]
 
 
-def child_environment(settings: StackSettings, base: Mapping[str, str]) -> dict[str, str]:
-    """The environment every service of the stack gets: one broker, one prefix, our ports."""
+def child_environment(
+    settings: StackSettings, base: Mapping[str, str], webhook_secret: str | None = None
+) -> dict[str, str]:
+    """The environment every service of the stack gets: one broker, one prefix, our ports;
+    local development (``SMSFLOW_ENV=dev``) with the stack's own webhook secret, unless
+    the caller's environment names secrets of its own."""
     env = dict(base)
+    if webhook_secret is not None:
+        env["SMSFLOW_ENV"] = "dev"
+        env.setdefault("SMSFLOW_WEBHOOK_SECRET", webhook_secret)
+        env.setdefault("SMSFLOW_TWILIO_AUTH_TOKEN", webhook_secret)
     env.update(
         {
             "SMSFLOW_KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,

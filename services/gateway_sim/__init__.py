@@ -6,6 +6,6 @@ callbacks, inbound replies and a loopback-only test ledger under ``/_sim/``.
 
 Run it with ``python -m services.gateway_sim`` or ``smsflow gateway-sim``.
 This package imports nothing heavy on purpose: the pure modules
-(``signatures``, ``idempotency``, ``faults``, ``segments``) stay importable
+(``idempotency``, ``faults``, ``segments``) stay importable
 without aiohttp so the sender can reuse them.
 """

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlencode
 
 import aiohttp
 
-from .signatures import (
+from services.common.signatures import (
     SMSFLOW_SIGNATURE_HEADER,
     TWILIO_SIGNATURE_HEADER,
     smsflow_signature,
@@ -47,10 +47,14 @@ class WebhookClient:
     ) -> int:
         """POST JSON signed with ``X-Smsflow-Signature``; returns the response status."""
         body = json.dumps(payload, separators=(",", ":")).encode()
-        headers = {
-            "Content-Type": "application/json",
-            SMSFLOW_SIGNATURE_HEADER: smsflow_signature(self._secret, body),
-        }
+
+        def headers() -> dict[str, str]:
+            # Signed at each attempt: the signature carries the time it was made.
+            return {
+                "Content-Type": "application/json",
+                SMSFLOW_SIGNATURE_HEADER: smsflow_signature(self._secret, body),
+            }
+
         return await self._post(url, body, headers, attempts)
 
     async def post_twilio_form(
@@ -67,17 +71,21 @@ class WebhookClient:
         }
         if idempotency_token is not None:
             headers[TWILIO_IDEMPOTENCY_HEADER] = idempotency_token
-        return await self._post(url, urlencode(params).encode(), headers, attempts)
+        return await self._post(url, urlencode(params).encode(), lambda: headers, attempts)
 
     async def _post(
-        self, url: str, body: bytes, headers: Mapping[str, str], attempts: int | None
+        self,
+        url: str,
+        body: bytes,
+        headers: Callable[[], Mapping[str, str]],
+        attempts: int | None,
     ) -> int:
         attempts = max(attempts or self._attempts, 1)
         # Only connection-level failures are retried: an HTTP answer, even 5xx, means
         # the receiver saw the request, and repeating it is the receiver's call.
         for attempt in range(attempts):
             try:
-                async with self._session.post(url, data=body, headers=headers) as response:
+                async with self._session.post(url, data=body, headers=headers()) as response:
                     await response.read()
                     return response.status
             except (TimeoutError, aiohttp.ClientError, ValueError) as exc:

@@ -22,6 +22,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.parse_args(argv)
     settings = SenderSettings.from_env()
     assert isinstance(settings, SenderSettings)
+    problem = settings.secret_problem()
+    if problem is not None:
+        # Forged webhooks could opt anyone in or out: no start with a secret others know.
+        print(f"sms-sender: refusing to start: {problem}", file=sys.stderr)
+        return 2
     configure_logging("sms-sender")
     with asyncio.Runner(loop_factory=_loop_factory()) as runner:
         return runner.run(_serve(settings))

@@ -41,7 +41,7 @@ class InboundReply:
     from_: str
     to: str
     body: str
-    provider_message_id: str | None = None
+    provider_message_id: str  # what de-duplicates replies
 
 
 def _text(payload: Mapping[str, object], name: str, required: bool = True) -> str | None:
@@ -74,20 +74,25 @@ def twilio_report(form: Mapping[str, str], key_from_url: str | None) -> Delivery
     return DeliveryReport(sid, status.lower(), form.get("ErrorCode") or None, key_from_url)
 
 
+# Inbound replies must carry the provider's message id: it is what de-duplicates them.
+
+
 def generic_inbound(payload: Mapping[str, object]) -> InboundReply:
-    return InboundReply(
-        from_=_text(payload, "from") or "",
-        to=_text(payload, "to") or "",
-        body=_text(payload, "body", required=False) or "",
-        provider_message_id=_text(payload, "id", required=False),
+    from_, to = _text(payload, "from") or "", _text(payload, "to") or ""
+    provider_id = _text(payload, "id", required=False) or _text(
+        payload, "message_id", required=False
     )
+    if provider_id is None:
+        raise PayloadError("id: missing")
+    body = _text(payload, "body", required=False) or ""
+    return InboundReply(from_, to, body, provider_id)
 
 
 def twilio_inbound(form: Mapping[str, str]) -> InboundReply:
-    for name in ("From", "To"):
+    for name in ("MessageSid", "From", "To"):
         if not form.get(name):
             raise PayloadError(f"{name}: missing")
-    return InboundReply(form["From"], form["To"], form.get("Body", ""), form.get("MessageSid"))
+    return InboundReply(form["From"], form["To"], form.get("Body", ""), form["MessageSid"])
 
 
 def apply_report(entry: SmsLedgerEntry, report: DeliveryReport) -> SmsLedgerEntry | None:

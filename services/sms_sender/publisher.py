@@ -13,8 +13,15 @@ from aiokafka import AIOKafkaProducer
 
 from schemas.dead_letters import DeadLetter
 from schemas.ledger import SmsLedgerEntry
-from schemas.sms import InboundSms, ProviderOptOut, SmsLinkClicked, SmsStatusEvent
-from schemas.topics import DEAD_LETTERS, SMS_CLICKS, SMS_INBOUND, SMS_LEDGER, SMS_STATUS
+from schemas.sms import InboundSms, NumberOptOut, ProviderOptOut, SmsLinkClicked, SmsStatusEvent
+from schemas.topics import (
+    DEAD_LETTERS,
+    OPT_OUTS,
+    SMS_CLICKS,
+    SMS_INBOUND,
+    SMS_LEDGER,
+    SMS_STATUS,
+)
 from services.common.codec import encode, encode_key
 from services.common.settings import KafkaSettings
 
@@ -32,6 +39,7 @@ class Publisher(Protocol):
     async def dead_letter(self, letter: DeadLetter) -> None: ...
 
     async def click(self, event: SmsLinkClicked) -> None: ...
+    async def opt_outs(self, events: list[NumberOptOut]) -> None: ...
 
 
 class KafkaPublisher:
@@ -42,7 +50,7 @@ class KafkaPublisher:
         self.writer = writer.encode()
         self.topics = {
             spec.name: settings.topic(spec)
-            for spec in (SMS_LEDGER, SMS_STATUS, SMS_INBOUND, DEAD_LETTERS, SMS_CLICKS)
+            for spec in (SMS_LEDGER, SMS_STATUS, SMS_INBOUND, DEAD_LETTERS, SMS_CLICKS, OPT_OUTS)
         }
 
     async def ledger(self, entry: SmsLedgerEntry, partition: int) -> None:
@@ -52,9 +60,7 @@ class KafkaPublisher:
         await ack
 
     async def statuses(self, events: list[SmsStatusEvent]) -> None:
-        acks = [await self._send(SMS_STATUS.name, e.key, encode(e)) for e in events]
-        for ack in acks:
-            await ack
+        await self._send_all(SMS_STATUS.name, events)
 
     async def inbound(self, event: InboundSms | ProviderOptOut) -> None:
         await (await self._send(SMS_INBOUND.name, event.key, encode(event)))
@@ -64,6 +70,17 @@ class KafkaPublisher:
 
     async def click(self, event: SmsLinkClicked) -> None:
         await (await self._send(SMS_CLICKS.name, event.key, encode(event)))
+
+    async def opt_outs(self, events: list[NumberOptOut]) -> None:
+        await self._send_all(OPT_OUTS.name, events)
+
+    async def _send_all(
+        self, topic: str, events: list[SmsStatusEvent] | list[NumberOptOut]
+    ) -> None:
+        """Append every event, then await the acknowledgements together."""
+        acks = [await self._send(topic, e.key, encode(e)) for e in events]
+        for ack in acks:
+            await ack
 
     async def _send(
         self,
@@ -105,6 +122,9 @@ class MemoryPublisher:
 
     async def click(self, event: SmsLinkClicked) -> None:
         self.records.append((SMS_CLICKS.name, event))
+
+    async def opt_outs(self, events: list[NumberOptOut]) -> None:
+        self.records += [(OPT_OUTS.name, e) for e in events]
 
     def of(self, topic: str) -> list[Any]:
         return [model for name, model in self.records if name == topic]

@@ -7,9 +7,11 @@ from __future__ import annotations
 import asyncio
 import random
 import uuid
+from collections.abc import Callable
 
 from aiohttp import web
 
+from schemas.definitions import Account
 from schemas.topics import SMS_LEDGER
 from services.common.definitions_feed import DefinitionsFeed
 from services.common.logging import get_logger
@@ -25,6 +27,7 @@ from services.sms_sender.offsets import OffsetTracker
 from services.sms_sender.publisher import KafkaPublisher
 from services.sms_sender.rate_limiter import RateLimiter
 from services.sms_sender.redirects import Redirects
+from services.sms_sender.reply_ids import RecentIds, ReplyIdFeed
 from services.sms_sender.retries import RetryPolicy
 from services.sms_sender.server import Server, WebhookConfig
 from services.sms_sender.settings import SenderSettings
@@ -52,15 +55,12 @@ def build_gateway(settings: SenderSettings) -> SmsGateway:
     return HttpGateway(settings.gateway_url, session)
 
 
-def account_finder(feed: DefinitionsFeed):  # type: ignore[no-untyped-def]
-    def find(number: str) -> str | None:
+def known_accounts(feed: DefinitionsFeed) -> Callable[[], list[Account]]:
+    def snapshot() -> list[Account]:
         with feed.lock:
-            for account in feed.catalog.accounts.values():
-                if account.spec.sender == number:
-                    return account.metadata.id
-        return None
+            return list(feed.catalog.accounts.values())
 
-    return find
+    return snapshot
 
 
 async def run(settings: SenderSettings, stop: asyncio.Event) -> int:
@@ -73,6 +73,12 @@ async def run(settings: SenderSettings, stop: asyncio.Event) -> int:
     producer = make_producer(settings, linger_ms=10, max_batch_size=512 * 1024)
     await producer.start()
     publisher = KafkaPublisher(producer, settings, writer)
+    # Rebuilt alongside the ledger: inbound webhooks answer 503 until it is.
+    reply_ids = RecentIds(settings.sender_reply_dedup_max)
+    reply_feed = ReplyIdFeed(
+        settings, reply_ids, settings.sender_reply_dedup_window_s, producer.partitions_for
+    )
+    reply_feed.start()
     crashed: list[BaseException] = []
 
     def crash(error: BaseException) -> None:
@@ -107,6 +113,7 @@ async def run(settings: SenderSettings, stop: asyncio.Event) -> int:
     except BaseException:
         log.error("ledger_rebuild_failed", topic=settings.topic(SMS_LEDGER))
         await feed.stop()
+        await reply_feed.stop()
         await producer.stop()
         await dispatcher.gateway.close()
         raise
@@ -116,16 +123,14 @@ async def run(settings: SenderSettings, stop: asyncio.Event) -> int:
 
     ready = asyncio.Event()
     server = Server(
-        WebhookConfig(
-            settings.public_url,
-            settings.webhook_secret.get_secret_value(),
-            settings.twilio_auth_token.get_secret_value(),
-        ),
+        WebhookConfig.from_settings(settings),
         dispatcher,
         publisher,
         metrics,
-        account_finder(definitions),
+        known_accounts(definitions),
         ready.is_set,
+        reply_ids,
+        reply_feed.ready.is_set,
     )
     app = Redirects(dispatcher.ledger, publisher, metrics).register(server.app())
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
@@ -170,6 +175,7 @@ async def run(settings: SenderSettings, stop: asyncio.Event) -> int:
             task.cancel()
         await asyncio.gather(*dispatcher.tasks, return_exceptions=True)
         await runner.cleanup()
+        await reply_feed.stop()
         await dispatcher.gateway.close()
         await feed.stop()
         await producer.stop()  # sends what is buffered first

@@ -10,14 +10,29 @@ from services.common.settings import KafkaSettings
 
 GatewayApi = Literal["http", "twilio"]
 
+# The environment name of local development (``smsflow dev up`` sets it): there, and only
+# there, the webhooks may be verified with the simulator's published default secrets.
+DEV_ENV = "dev"
+DEV_WEBHOOK_SECRET = "dev-webhook-secret"
+DEV_TWILIO_AUTH_TOKEN = "test-auth-token"
+# Published values nobody may sign production webhooks with (the defaults above and the
+# placeholder of deploy/k8s/config.yaml).
+PUBLIC_SECRETS = frozenset({DEV_WEBHOOK_SECRET, DEV_TWILIO_AUTH_TOKEN, "replace-me", ""})
+MIN_SECRET_LENGTH = 16
+
 
 class SenderSettings(KafkaSettings):
+    # SMSFLOW_ENV: "dev" for local development; anything else requires explicit secrets.
+    env: str = ""
     gateway_url: str = "http://127.0.0.1:8025"
     gateway_api: GatewayApi = "http"
-    # HMAC key of X-Smsflow-Signature on the generic API's webhooks (the simulator's default).
-    webhook_secret: SecretStr = SecretStr("dev-webhook-secret")
+    # HMAC key of X-Smsflow-Signature on the generic API's webhooks: SMSFLOW_WEBHOOK_SECRET,
+    # or a file webhook_secret (or SMSFLOW_WEBHOOK_SECRET) in SMSFLOW_SECRETS_DIR.
+    webhook_secret: SecretStr = SecretStr(DEV_WEBHOOK_SECRET)
     twilio_account_sid: str = "AC" + "0" * 32
-    twilio_auth_token: SecretStr = SecretStr("test-auth-token")
+    # Basic-auth password of the Twilio API and key of X-Twilio-Signature:
+    # SMSFLOW_TWILIO_AUTH_TOKEN, or a file twilio_auth_token in SMSFLOW_SECRETS_DIR.
+    twilio_auth_token: SecretStr = SecretStr(DEV_TWILIO_AUTH_TOKEN)
     # The base URL the gateway reaches the webhooks at (StatusCallback, signature checks).
     sender_public_url: str = "http://127.0.0.1:8026"
     sender_host: str = "127.0.0.1"
@@ -42,6 +57,13 @@ class SenderSettings(KafkaSettings):
     sender_session_timeout_ms: int = 10000
     # On a rebalance or shutdown, how long in-flight requests may take to finish.
     sender_drain_wait_s: float = 20.0
+    # How long a webhook waits for Kafka to acknowledge what it publishes; then it answers
+    # 503 so the provider retries (Twilio gives up on a webhook after 15 s).
+    sender_webhook_publish_timeout_s: float = 10.0
+    # Inbound replies already published, by provider message id: how many and how far back
+    # (sms-inbound's retention) are remembered, so a replayed reply publishes nothing.
+    sender_reply_dedup_max: int = 100_000
+    sender_reply_dedup_window_s: float = 7 * 24 * 3600.0
 
     @property
     def group_id(self) -> str:
@@ -50,3 +72,27 @@ class SenderSettings(KafkaSettings):
     @property
     def public_url(self) -> str:
         return self.sender_public_url.rstrip("/")
+
+    def webhook_key(self) -> str:
+        """The secret the configured API signs its webhooks with."""
+        secret = self.twilio_auth_token if self.gateway_api == "twilio" else self.webhook_secret
+        return secret.get_secret_value()
+
+    def secret_problem(self) -> str | None:
+        """Why the sender must not start with these webhook secrets, or None."""
+        if self.env == DEV_ENV:
+            return None
+        name = (
+            "SMSFLOW_TWILIO_AUTH_TOKEN"
+            if self.gateway_api == "twilio"
+            else "SMSFLOW_WEBHOOK_SECRET"
+        )
+        secret = self.webhook_key()
+        if secret in PUBLIC_SECRETS:
+            return (
+                f"{name} is unset or a published default: set a secret of your own "
+                f"(or SMSFLOW_ENV={DEV_ENV} for local development)"
+            )
+        if len(secret) < MIN_SECRET_LENGTH:
+            return f"{name} is shorter than {MIN_SECRET_LENGTH} characters"
+        return None

@@ -25,10 +25,10 @@ import pytest_asyncio
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
+from services.common.signatures import verify_smsflow_signature, verify_twilio_signature
 from services.gateway_sim.app import build_app
 from services.gateway_sim.faults import FaultConfig
 from services.gateway_sim.settings import SimSettings
-from services.gateway_sim.signatures import verify_smsflow_signature, verify_twilio_signature
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
 

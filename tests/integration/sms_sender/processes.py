@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -17,6 +18,12 @@ from services.common.ports import free_port
 from services.common.settings import KafkaSettings
 
 REPO = Path(__file__).resolve().parents[3]
+
+# Explicit webhook secrets, as the sender requires outside dev; the simulator signs with them.
+WEBHOOK_SECRETS = {
+    "SMSFLOW_WEBHOOK_SECRET": secrets.token_hex(32),
+    "SMSFLOW_TWILIO_AUTH_TOKEN": secrets.token_hex(16),
+}
 
 # Short timeouts and backoffs so the fault tests stay within their time budget.
 FAST_SENDER = {
@@ -55,6 +62,7 @@ class Simulator:
         for name, value in flags.items():
             args += [f"--{name.replace('_', '-')}", str(value)]
         env = {k: v for k, v in os.environ.items() if not k.startswith("SMSFLOW_")}
+        env.update(WEBHOOK_SECRETS)
         with self.log.open("w") as log:
             self.process = subprocess.Popen(
                 args, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=log, text=True
@@ -104,6 +112,7 @@ class Sender:
             "SMSFLOW_GATEWAY_API": api,
             "SMSFLOW_SENDER_PORT": str(port),
             "SMSFLOW_SENDER_PUBLIC_URL": self.url,
+            **WEBHOOK_SECRETS,
             **FAST_SENDER,
             **env,
         }

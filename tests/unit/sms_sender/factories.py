@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from schemas.definitions import Account
 from schemas.ledger import LedgerState, SmsLedgerEntry
 from schemas.sms import SmsRequest
 from services.sms_sender.statuses import new_entry
@@ -30,3 +33,22 @@ def entry(
     state: LedgerState, n: int = 1, api: str = "http", attempts: int = 1, **fields: object
 ) -> SmsLedgerEntry:
     return new_entry(request(n), state, api=api, attempts=attempts, **fields)
+
+
+ACME = "+358451234567"  # acme's sender number
+PHONE = "+358401111111"  # a recipient's
+
+
+def account(account_id: str, sender: str, **spec: Any) -> Account:
+    return Account.model_validate(
+        {
+            "apiVersion": "smsflow/v1",
+            "kind": "Account",
+            "metadata": {"id": account_id},
+            "spec": {"sms_access": True, "sender": sender, **spec},
+        }
+    )
+
+
+# Two accounts; acme has its own (Finnish) opt-out word.
+ACCOUNTS = [account("acme", ACME, opt_out_keywords=["LOPETA"]), account("beta", "+15551230000")]

@@ -114,3 +114,12 @@ def test_undelivered_and_failed_keep_the_provider_error_code() -> None:
         "provider_failed",
         "30007",
     )
+
+
+def test_inbound_replies_must_carry_the_providers_message_id() -> None:
+    reply = generic_inbound({"message_id": "in_2", "from": "+1555", "to": "+1666"})
+    assert reply.provider_message_id == "in_2"
+    with pytest.raises(PayloadError, match="id: missing"):
+        generic_inbound({"from": "+1555", "to": "+1666", "body": "STOP"})
+    with pytest.raises(PayloadError, match="MessageSid: missing"):
+        twilio_inbound({"From": "+1555", "To": "+1666", "Body": "STOP"})
