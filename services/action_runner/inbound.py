@@ -58,7 +58,7 @@ def handle_inbound(
             now,
         )
         return handled
-    match = keywords.classify(event.body)
+    match = keywords.classify(event.body, account.spec if account else None)
     if match is None:
         return InboundHandled(kind="ignored")
     keyword, word = match
