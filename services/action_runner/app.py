@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,12 +21,15 @@ from faust.types import EventT, StreamT
 
 from schemas.actions import ActionCommand
 from schemas.contacts import ContactChange
+from schemas.definitions import ManageSubscription, SendSms
 from schemas.envelope import utcnow
+from schemas.sms import number_key
 from schemas.topics import (
     ACTION_RESULTS,
     ACTIONS,
     CONTACT_CHANGES,
     DEAD_LETTERS,
+    OPT_OUTS,
     SMS_INBOUND,
     SMS_REQUESTS,
     SMS_STATUS,
@@ -35,10 +38,12 @@ from schemas.topics import (
 )
 from services.action_runner.barrier import ConsentBarrier
 from services.action_runner.commands import (
+    CONSENT_PENDING,
     CONSENT_UNREADABLE,
+    Handled,
+    defer_send,
     handle_command,
     invalid_command_result,
-    needs_consent,
     refuse,
 )
 from services.action_runner.consent import ConsentRecord, apply, decide_wide
@@ -59,7 +64,7 @@ from services.action_runner.phone_index import (
     diff_numbers,
     touches_numbers,
 )
-from services.action_runner.phones import normalize
+from services.action_runner.phones import normalize, resolve_recipient
 from services.action_runner.settings import RunnerSettings
 from services.common.aio_kafka import aiokafka_options, faust_broker, faust_credentials
 from services.common.catalog import Catalog
@@ -67,10 +72,20 @@ from services.common.codec import DecodeError, decode, encode
 from services.common.dead_letters import dead_letter
 from services.common.faust_app import App
 from services.common.logging import get_logger
+from services.common.number_opt_outs import NumberOptOuts, partition_of
 
 SERVICE = "action-runner"
-OUTPUTS = (ACTION_RESULTS, CONTACT_CHANGES, SUBSCRIPTION_CHANGES, SMS_REQUESTS, SMS_STATUS)
+OUTPUTS = (
+    ACTION_RESULTS,
+    CONTACT_CHANGES,
+    SUBSCRIPTION_CHANGES,
+    SMS_REQUESTS,
+    SMS_STATUS,
+    OPT_OUTS,
+)
 RETRIES = (0.1, 0.5)  # backoff before each retry of a record whose handling raised
+# A consent record (STOP, START) is never given up: its partition retries, this far apart.
+BLOCKING_RETRIES = (0.1, 0.5, 1.0, 2.0, 5.0)
 
 log = get_logger(__name__)
 Handler = Callable[[Any], Awaitable[None]]
@@ -125,12 +140,12 @@ class ActionRunner:
         self.answered = table("answered-actions", partitions=partitions, help="action_id")
         self.contact_numbers = table("contact-numbers", partitions=partitions)
         self.numbers = table("number-index", partitions=partitions, help="account:+E164")
-        self.barrier = ConsentBarrier(
-            self.topics[CONSENT_COMMANDS].get_topic_name(),
-            settings.consent_barrier_timeout_s,
-            aiokafka_options(settings),
-            committed=self._committed_offset,
-        )
+        self.partitions = partitions
+        self.barrier = self._barrier(self.topics[CONSENT_COMMANDS].get_topic_name())
+        # Replies not yet handled may hold a STOP: a send to their number waits for them.
+        self.replies = self._barrier(settings.topic(SMS_INBOUND))
+        self.opt_outs = NumberOptOuts(settings.topic(OPT_OUTS), aiokafka_options(settings))
+        self.reply_failures_left = settings.inject_reply_failures
         self.app.on_before_shutdown.connect(self._close_barrier)  # type: ignore[arg-type]
         agent = self.app.agent
         agent(self.topics[ACTIONS.name], name="run_actions", concurrency=1)(self.run_actions)
@@ -148,8 +163,17 @@ class ActionRunner:
         agent(self.topics[SMS_INBOUND.name], name="answer_replies", concurrency=1)(
             self.answer_replies
         )
+        self.app.task(self._follow_opt_outs)
         self.app.task(self._watch_readiness)
         self._pages()
+
+    def _barrier(self, topic: str) -> ConsentBarrier:
+        return ConsentBarrier(
+            topic,
+            self.settings.consent_barrier_timeout_s,
+            aiokafka_options(self.settings),
+            committed=lambda partition: self._committed_offset(topic, partition),
+        )
 
     def _topic(self, name: str, partitions: int | None = None) -> Any:
         internal = partitions is not None
@@ -168,7 +192,7 @@ class ActionRunner:
         await self._each(stream, "run_actions", self._run_action)
 
     async def apply_consent_changes(self, stream: StreamT[bytes]) -> None:
-        await self._each(stream, "apply_consent_changes", self._apply_consent_change)
+        await self._each(stream, "apply_consent_changes", self._apply_consent_change, blocking=True)
 
     async def index_contact_numbers(self, stream: StreamT[bytes]) -> None:
         await self._each(stream, "index_contact_numbers", self._index_contact)
@@ -177,9 +201,13 @@ class ActionRunner:
         await self._each(stream, "update_number_index", self._update_number)
 
     async def answer_replies(self, stream: StreamT[bytes]) -> None:
-        await self._each(stream, "answer_replies", self._answer_reply)
+        await self._each(stream, "answer_replies", self._answer_reply, blocking=True)
 
-    async def _each(self, stream: StreamT[bytes], agent: str, handle: Handler) -> None:
+    async def _each(
+        self, stream: StreamT[bytes], agent: str, handle: Handler, blocking: bool = False
+    ) -> None:
+        """Handles each record; ``blocking``: a record that keeps failing (not undecodable)
+        holds its partition and is retried until it succeeds, never skipped."""
         event: EventT[bytes]
         async for event in stream.events():
             message = event.message
@@ -191,7 +219,7 @@ class ActionRunner:
             )
             started = time.perf_counter()
             try:
-                await self._with_retries(handle, message)
+                await self._with_retries(handle, message, blocking)
             except DecodeError as exc:
                 await self._dead_letter(message, exc.reason, exc)
             except Exception as exc:  # a bad record never stops the stream
@@ -201,17 +229,26 @@ class ActionRunner:
             finally:
                 self.metrics.handle_seconds.labels(agent).observe(time.perf_counter() - started)
 
-    async def _with_retries(self, handle: Handler, message: Any) -> None:
-        for delay in (*RETRIES, None):
+    async def _with_retries(self, handle: Handler, message: Any, blocking: bool) -> None:
+        retries = 0
+        while True:
             try:
                 await handle(message)
                 return
             except DecodeError:
                 raise
             except Exception as exc:
-                if delay is None:
+                if not blocking and retries >= len(RETRIES):
                     raise
-                log.warning("record_retried", error=f"{type(exc).__name__}: {exc}")
+                delays = BLOCKING_RETRIES if blocking else RETRIES
+                delay = delays[min(retries, len(delays) - 1)]
+                retries += 1
+                log.warning(
+                    "record_retried",
+                    error=f"{type(exc).__name__}: {exc}",
+                    retries=retries,
+                    blocking=blocking,
+                )
                 await asyncio.sleep(delay)
 
     # ------------------------------------------------------------------ actions
@@ -240,22 +277,7 @@ class ActionRunner:
             log.info("action_replayed", outcome=prior.get("outcome"))
             return
         await self._await_definitions(command)
-        consent: ConsentRecord | None = None
-        fresh = True
-        if needs_consent(command):
-            fresh = await self.barrier.wait(message.partition)
-            if fresh:
-                consent = self._ledger(command.key)
-            else:
-                self.metrics.barrier_timeouts.inc()
-                log.warning("consent_unreadable")
-        if consent is None and command.action.type == "manage_subscription" and not fresh:
-            # Never decide a subscription on a ledger that may miss a STOP.
-            handled = refuse(command, now, CONSENT_UNREADABLE)
-        else:
-            handled = handle_command(
-                command, self.catalog, consent, now, self.settings.max_segments
-            )
+        handled = await self._decide(command, message.partition, now)
         await self._emit_and_wait(handled.effects.emissions)
         if handled.effects.dead_letter:
             await self._dead_letter(message, handled.effects.dead_letter, None)
@@ -273,6 +295,56 @@ class ActionRunner:
             command.action.type, result.outcome.value, reason_label(result.reason)
         ).inc()
         log.info("action_handled", outcome=result.outcome.value, reason=result.reason)
+
+    async def _decide(self, command: ActionCommand, partition: int, now: datetime) -> Handled:
+        """Runs the action once the consent it reads is current; fails closed when not."""
+        action = command.action
+        if isinstance(action, SendSms):
+            if not await self._opt_outs_current(command):
+                self.metrics.barrier_timeouts.inc()
+                log.warning("opt_outs_unreadable")
+                until = now + timedelta(seconds=self.settings.consent_retry_s)
+                return defer_send(command, now, until, CONSENT_PENDING)
+            return handle_command(
+                command,
+                self.catalog,
+                self._ledger(command.key),
+                now,
+                self.settings.max_segments,
+                opted_out=self.opt_outs.opted_out,
+            )
+        consent: ConsentRecord | None = None
+        if isinstance(action, ManageSubscription):
+            if not await self.barrier.wait(partition):
+                self.metrics.barrier_timeouts.inc()
+                log.warning("consent_unreadable")
+                # Never decide a subscription on a ledger that may miss a STOP.
+                return refuse(command, now, CONSENT_UNREADABLE)
+            consent = self._ledger(command.key)
+        return handle_command(command, self.catalog, consent, now, self.settings.max_segments)
+
+    async def _opt_outs_current(self, command: ActionCommand) -> bool:
+        """Whether every STOP for the recipient's number that reached Kafka before now is
+        applied: the replies to that number are handled (when this instance reads them) and
+        the opt-outs view has read everything written so far."""
+        account = self.catalog.account(command.account_id)
+        if account is not None:
+            recipient = resolve_recipient(command.contact, account.spec.default_region)
+            if recipient.e164 is not None:
+                key = number_key(command.account_id, recipient.e164)
+                partition = partition_of(key.encode(), self.partitions)
+                if self._reads(self.replies.topic, partition) and not await self.replies.wait(
+                    partition
+                ):
+                    return False
+        return await self.opt_outs.caught_up(self.settings.consent_barrier_timeout_s)
+
+    def _reads(self, topic: str, partition: int) -> bool:
+        try:
+            assignment = self.app.consumer.assignment()
+        except Exception:  # not started yet
+            return False
+        return any(tp.topic == topic and tp.partition == partition for tp in assignment)
 
     async def _await_definitions(self, command: ActionCommand) -> None:
         """A command may overtake the definitions it names by a moment: wait briefly."""
@@ -299,30 +371,34 @@ class ActionRunner:
     async def _apply_consent_change(self, message: Any) -> None:
         try:
             command = decode(WideConsentCommand, message.value)
-            structlog.contextvars.bind_contextvars(
-                account_id=command.account_id, contact_id=command.contact_id
-            )
-            change = decide_wide(
-                self._ledger(command.key),
-                command.status,
-                account_id=command.account_id,
-                contact_id=command.contact_id,
-                source=command.source,
-                source_id=command.source_id,
-                phone_masked=command.phone_masked,
-                event_id=emission_id(command.event_id, "subscription"),
-                now=self.clock(),
-            )
-            if change is None:
-                log.info("consent_unchanged", status=command.status.value)
-                return
+        except DecodeError:
+            self.barrier.applied(message.partition, message.offset)  # nothing to apply, ever
+            raise
+        structlog.contextvars.bind_contextvars(
+            account_id=command.account_id, contact_id=command.contact_id
+        )
+        change = decide_wide(
+            self._ledger(command.key),
+            command.status,
+            account_id=command.account_id,
+            contact_id=command.contact_id,
+            source=command.source,
+            source_id=command.source_id,
+            phone_masked=command.phone_masked,
+            event_id=emission_id(command.event_id, "subscription"),
+            now=self.clock(),
+            provider_message_id=command.provider_message_id,
+        )
+        if change is None:
+            log.info("consent_unchanged", status=command.status.value)
+        else:
             # On the audit trail first: a crash before the ledger write replays this.
             await self._emit_and_wait([Emission.of(SUBSCRIPTION_CHANGES, change)])
             self.consent[command.key] = _dump(apply(self._ledger(command.key), change))
             self.metrics.consent_changes.labels(change.source.value, change.status.value).inc()
             log.info("consent_changed", status=change.status.value, source=change.source.value)
-        finally:
-            self.barrier.applied(message.partition, message.offset)
+        # Only now: an action waiting for this partition must see the change (fail closed).
+        self.barrier.applied(message.partition, message.offset)
 
     def _ledger(self, key: str) -> ConsentRecord | None:
         raw = self.consent.get(key)
@@ -361,14 +437,23 @@ class ActionRunner:
         log.info("number_index_updated", present=update.present, inherited_opt_out=bool(command))
 
     async def _answer_reply(self, message: Any) -> None:
-        event = decode_inbound(message.value)
+        try:
+            event = decode_inbound(message.value)
+        except DecodeError:
+            self.replies.applied(message.partition, message.offset)
+            raise
         structlog.contextvars.bind_contextvars(account_id=event.account_id, phone=event.key)
         await self._await(lambda: self.catalog.account(event.account_id) is not None)
         account = self.catalog.account(event.account_id)
         handled = handle_inbound(event, self._number(event.key), account, self.clock())
+        if self.reply_failures_left > 0:
+            self.reply_failures_left -= 1
+            raise RuntimeError("injected failure (inject_reply_failures)")
+        # The number's opt-out first: from then on the gates and the sender see it.
         await self._emit_and_wait(handled.effects.emissions)
         if handled.entry is not None:
             self.numbers[event.key] = _dump(handled.entry)
+        self.replies.applied(message.partition, message.offset)
         self.metrics.inbound.labels(handled.kind).inc()
         log.info("inbound_handled", kind=handled.kind, contacts=handled.contacts)
 
@@ -408,15 +493,14 @@ class ActionRunner:
 
     # ------------------------------------------------------------------ web
 
-    def _committed_offset(self, partition: int) -> int:
-        """The group's committed offset of a consent-command partition (0 if none yet).
+    def _committed_offset(self, topic: str, partition: int) -> int:
+        """The group's committed offset of a partition this instance reads (0 if none yet).
 
         faust keeps it per partition from assignment on; it has no public accessor."""
         try:
             offsets = getattr(self.app.consumer, "_committed_offset")  # noqa: B009
         except Exception:  # the consumer is not started yet
             return 0
-        topic = self.barrier.topic
         for tp, offset in list(offsets.items()):
             if tp.topic == topic and tp.partition == partition:
                 return int(offset or 0)
@@ -424,6 +508,11 @@ class ActionRunner:
 
     async def _close_barrier(self, app: Any, *args: Any, **kwargs: Any) -> None:
         await self.barrier.close()
+        await self.replies.close()
+        await self.opt_outs.stop()
+
+    async def _follow_opt_outs(self) -> None:
+        await self.opt_outs.start()
 
     async def _watch_readiness(self) -> None:
         while not self.ready:
@@ -431,6 +520,8 @@ class ActionRunner:
             app = self.app
             recovery = getattr(app.tables, "recovery", None)
             if app.rebalancing or recovery is None or not recovery.completed.is_set():
+                continue
+            if not self.opt_outs.loaded.is_set():
                 continue
             assignment = app.consumer.assignment()
             if not assignment:

@@ -36,7 +36,14 @@ from schemas.topics import (
 from services.action_runner import consent as ledger
 from services.action_runner.consent import ConsentRecord
 from services.action_runner.emissions import Effects
-from services.action_runner.gates import DEFAULT_MAX_SEGMENTS, Decision, Verdict, decide_send
+from services.action_runner.gates import (
+    DEFAULT_MAX_SEGMENTS,
+    Decision,
+    OptedOut,
+    Verdict,
+    decide_send,
+    no_opt_outs,
+)
 from services.action_runner.idempotency import emission_id, sms_key
 
 
@@ -55,6 +62,8 @@ class Handled:
 
 
 CONSENT_UNREADABLE = "consent_ledger_unavailable"
+# A send whose number's opt-out state could not be proved current: decided again later.
+CONSENT_PENDING = "consent_pending"
 
 
 def refuse(command: ActionCommand, now: datetime, reason: str) -> Handled:
@@ -67,17 +76,36 @@ def needs_consent(command: ActionCommand) -> bool:
     return isinstance(command.action, SendSms | ManageSubscription)
 
 
+def defer_send(command: ActionCommand, now: datetime, until: datetime, reason: str) -> Handled:
+    """A Send SMS put off undecided (status ``deferred``): the enroller sends it again."""
+    assert isinstance(command.action, SendSms)
+    decision = Decision(Verdict.DEFER, reason=reason, until=until)
+    return _send_outcome(command, command.action, decision, None, now)
+
+
 def handle_command(
     command: ActionCommand,
     definitions: Definitions,
     consent: ConsentRecord | None,
     now: datetime,
     max_segments: int = DEFAULT_MAX_SEGMENTS,
+    opted_out: OptedOut = no_opt_outs,
 ) -> Handled:
     action = command.action
     workflow = definitions.workflow(command.account_id, command.workflow_id)
     if isinstance(action, SendSms):
-        return _send_sms(command, action, definitions, workflow, consent, now, max_segments)
+        account = definitions.account(command.account_id)
+        decision = decide_send(
+            workflow=workflow,
+            account=account,
+            message=definitions.message(command.account_id, action.message),
+            contact=command.contact,
+            consent=consent,
+            now=now,
+            max_segments=max_segments,
+            opted_out=opted_out,
+        )
+        return _send_outcome(command, action, decision, account, now)
     if isinstance(action, Delay):
         return _finish(command, now, ActionOutcome.FAILED, "delay runs in the enroller")
     if workflow is None or not workflow.spec.enabled:
@@ -147,25 +175,13 @@ def _set_marketing_status(
     return handled
 
 
-def _send_sms(
+def _send_outcome(
     command: ActionCommand,
     action: SendSms,
-    definitions: Definitions,
-    workflow: Workflow | None,
-    consent: ConsentRecord | None,
+    decision: Decision,
+    account: Account | None,
     now: datetime,
-    max_segments: int,
 ) -> Handled:
-    account = definitions.account(command.account_id)
-    decision = decide_send(
-        workflow=workflow,
-        account=account,
-        message=definitions.message(command.account_id, action.message),
-        contact=command.contact,
-        consent=consent,
-        now=now,
-        max_segments=max_segments,
-    )
     key = sms_key(command.account_id, command.workflow_id, command.enrollment_id, command.step)
     outcome, status = {
         Verdict.SEND: (ActionOutcome.DONE, SmsStatus.QUEUED),

@@ -45,6 +45,7 @@ class WideConsentCommand(_Internal):
     source: ConsentSource
     source_id: str | None = None
     phone_masked: str | None = None
+    provider_message_id: str | None = None  # evidence: the reply that asked for it
 
     @property
     def key(self) -> str:

@@ -1,7 +1,7 @@
 """Inbound reply keywords (DESIGN A8): normalise the reply, then compare its first word.
 
 Normalising (Unicode NFKC, case-folded, surrounding whitespace, quotes and punctuation
-removed) makes "Stop.", "STOP!" and a full-width "ＳＴＯＰ" the same word; comparing only
+removed) makes "Stop.", "STOP!" and a full-width STOP (U+FF33...) the same word; comparing only
 the first word makes "stop please" an opt-out but keeps "please don't stop" free text
 (substring matching causes false opt-outs). Two-word keywords ("opt out") compare the
 first two words.

@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 from schemas.contacts import ContactChange
-from schemas.sms import InboundSms, ProviderOptOut, SmsRequest, SmsStatusEvent
+from schemas.sms import (
+    InboundSms,
+    NumberOptOut,
+    OptOutSource,
+    ProviderOptOut,
+    SmsRequest,
+    SmsStatusEvent,
+)
 from schemas.subscriptions import ConsentSource, SubscriptionStatus
 from services.action_runner.inbound import handle_inbound
 from services.action_runner.internal import WideConsentCommand
@@ -40,6 +47,32 @@ def commands(handled: object) -> list[WideConsentCommand]:
     ]
 
 
+def opt_outs(handled: object) -> list[NumberOptOut]:
+    return [
+        e.event
+        for e in handled.effects.emissions  # type: ignore[attr-defined]
+        if isinstance(e.event, NumberOptOut)
+    ]
+
+
+def test_start_lifts_only_the_number_that_sends_it() -> None:
+    handled = handle_inbound(inbound("Start."), TWO, account(), NOON)
+    [opt_in] = opt_outs(handled)
+    assert (opt_in.number, opt_in.opted_out, opt_in.keyword) == (NUMBER, False, "START")
+
+
+def test_yes_out_of_context_changes_nothing() -> None:
+    handled = handle_inbound(inbound("YES"), TWO, account(), NOON)
+    assert handled.kind == "ignored"
+    assert handled.effects.emissions == []
+
+
+def test_an_account_word_opts_out() -> None:
+    handled = handle_inbound(inbound("Lopeta!"), TWO, account(opt_out_keywords=["LOPETA"]), NOON)
+    [opt_out] = opt_outs(handled)
+    assert (opt_out.opted_out, opt_out.keyword) == (True, "LOPETA")
+
+
 def test_stop_opts_out_every_contact_with_the_number_and_leaves_confirming_to_the_gateway() -> None:
     handled = handle_inbound(inbound(" stop "), TWO, account(), NOON)
     assert handled.kind == "stop"
@@ -47,7 +80,17 @@ def test_stop_opts_out_every_contact_with_the_number_and_leaves_confirming_to_th
     assert [c.contact_id for c in opted] == ["1001", "1002"]
     assert all(c.status is SubscriptionStatus.UNSUBSCRIBED for c in opted)
     assert all((c.source, c.source_id) == (ConsentSource.INBOUND_KEYWORD, "STOP") for c in opted)
-    assert [e.key for e in handled.effects.emissions[:2]] == ["acme:1001", "acme:1002"]
+    assert all(c.provider_message_id == "SM1" for c in opted)
+    # The number's opt-out comes first: the gates and the sender check it.
+    keys = [e.key for e in handled.effects.emissions[:3]]
+    assert keys == ["acme:+358401234567", "acme:1001", "acme:1002"]
+    [opt_out] = opt_outs(handled)
+    assert (opt_out.opted_out, opt_out.source, opt_out.keyword) == (
+        True,
+        OptOutSource.REPLY,
+        "STOP",
+    )
+    assert (opt_out.number, opt_out.provider_message_id) == (NUMBER, "SM1")
     assert handled.entry is not None
     assert handled.entry.opted_out
     # The provider confirms opt-outs and blocks the number: no SMS of ours follows a STOP.

@@ -27,7 +27,7 @@ FINNISH = AccountSpec(
         ("Stop, please", "STOP"),
         ('"stop"', "STOP"),
         ("«Stop»", "STOP"),
-        ("ＳＴＯＰ", "STOP"),  # full-width: NFKC makes it ASCII
+        ("\uff33\uff34\uff2f\uff30", "STOP"),  # full-width STOP: NFKC makes it ASCII
         ("\tstop\n", "STOP"),
         ("STOPALL", "STOPALL"),
         ("unsubscribe", "UNSUBSCRIBE"),
@@ -46,7 +46,12 @@ def test_opt_out_words(body: str, word: str) -> None:
 
 @pytest.mark.parametrize(
     ("body", "word"),
-    [("START", "START"), ("unstop", "UNSTOP"), ("Subscribe", "SUBSCRIBE"), ("Ｓｔａｒｔ!", "START")],
+    [
+        ("START", "START"),
+        ("unstop", "UNSTOP"),
+        ("Subscribe", "SUBSCRIBE"),
+        ("\uff33\uff54\uff41\uff52\uff54!", "START"),
+    ],
 )
 def test_opt_in_words(body: str, word: str) -> None:
     assert classify(body) == (Keyword.START, word)
@@ -106,7 +111,7 @@ def test_a_word_listed_as_both_opts_out() -> None:
 
 
 def test_normalize_folds_case_width_and_punctuation() -> None:
-    assert normalize("  ¡ＳＴＯＰ, Please!  ") == ("stop", "please")
+    assert normalize("  ¡\uff33\uff34\uff2f\uff30, Please!  ") == ("stop", "please")
     assert normalize("Straße") == ("strasse",)
 
 
