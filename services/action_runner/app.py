@@ -512,7 +512,7 @@ class ActionRunner:
         await self.opt_outs.stop()
 
     async def _follow_opt_outs(self) -> None:
-        await self.opt_outs.start()
+        await self.opt_outs.start(self.partitions)
 
     async def _watch_readiness(self) -> None:
         while not self.ready:

@@ -58,24 +58,16 @@ class NumberOptOuts:
             self._unreadable.add(key)
             raise
 
-    async def start(self) -> None:
+    async def start(self, partitions: int) -> None:
+        """Read all ``partitions`` of the topic from the beginning, then follow it."""
         consumer = self._consumer = AIOKafkaConsumer(
             **self._client_options, enable_auto_commit=False, auto_offset_reset="earliest"
         )
         await consumer.start()
-        partitions = await self._wait_for_partitions(consumer)
-        self._partitions = [TopicPartition(self.topic, p) for p in sorted(partitions)]
+        self._partitions = [TopicPartition(self.topic, p) for p in range(partitions)]
         consumer.assign(self._partitions)
         await consumer.seek_to_beginning(*self._partitions)
         self._task = asyncio.get_running_loop().create_task(self._tail())
-
-    async def _wait_for_partitions(self, consumer: AIOKafkaConsumer) -> set[int]:
-        while True:
-            partitions = consumer.partitions_for_topic(self.topic)
-            if partitions:
-                return set(partitions)
-            await consumer.force_metadata_update()
-            await asyncio.sleep(0.2)
 
     async def stop(self) -> None:
         if self._task is not None:
