@@ -146,6 +146,9 @@ class ActionRunner:
         self.replies = self._barrier(settings.topic(SMS_INBOUND))
         self.opt_outs = NumberOptOuts(settings.topic(OPT_OUTS), aiokafka_options(settings))
         self.reply_failures_left = settings.inject_reply_failures
+        # Two agents read, await and write the number-index table: without this a reply's
+        # write could undo a contact joining the number in between.
+        self.numbers_lock = asyncio.Lock()
         self.app.on_before_shutdown.connect(self._close_barrier)  # type: ignore[arg-type]
         agent = self.app.agent
         agent(self.topics[ACTIONS.name], name="run_actions", concurrency=1)(self.run_actions)
@@ -430,10 +433,11 @@ class ActionRunner:
         structlog.contextvars.bind_contextvars(
             account_id=update.account_id, contact_id=update.contact_id, phone=update.phone
         )
-        entry, command = apply_update(self._number(update.key), update)
-        if command is not None:
-            await self._emit_and_wait([Emission.of(CONSENT_COMMANDS, command)])
-        self.numbers[update.key] = _dump(entry)
+        async with self.numbers_lock:
+            entry, command = apply_update(self._number(update.key), update)
+            if command is not None:
+                await self._emit_and_wait([Emission.of(CONSENT_COMMANDS, command)])
+            self.numbers[update.key] = _dump(entry)
         log.info("number_index_updated", present=update.present, inherited_opt_out=bool(command))
 
     async def _answer_reply(self, message: Any) -> None:
@@ -445,14 +449,15 @@ class ActionRunner:
         structlog.contextvars.bind_contextvars(account_id=event.account_id, phone=event.key)
         await self._await(lambda: self.catalog.account(event.account_id) is not None)
         account = self.catalog.account(event.account_id)
-        handled = handle_inbound(event, self._number(event.key), account, self.clock())
         if self.reply_failures_left > 0:
             self.reply_failures_left -= 1
             raise RuntimeError("injected failure (inject_reply_failures)")
-        # The number's opt-out first: from then on the gates and the sender see it.
-        await self._emit_and_wait(handled.effects.emissions)
-        if handled.entry is not None:
-            self.numbers[event.key] = _dump(handled.entry)
+        async with self.numbers_lock:
+            handled = handle_inbound(event, self._number(event.key), account, self.clock())
+            # The number's opt-out first: from then on the gates and the sender see it.
+            await self._emit_and_wait(handled.effects.emissions)
+            if handled.entry is not None:
+                self.numbers[event.key] = _dump(handled.entry)
         self.replies.applied(message.partition, message.offset)
         self.metrics.inbound.labels(handled.kind).inc()
         log.info("inbound_handled", kind=handled.kind, contacts=handled.contacts)

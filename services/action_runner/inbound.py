@@ -138,6 +138,7 @@ def _opt(
             "opted_out": opted_out,
             "source": source if opted_out else None,
             "source_id": source_id if opted_out else None,
+            "provider_message_id": _evidence(event) if opted_out else None,
             "at": now,
         }
     )

@@ -38,6 +38,7 @@ class NumberEntry(BaseModel):
     opted_out: bool = False
     source: ConsentSource | None = None
     source_id: str | None = None
+    provider_message_id: str | None = None  # evidence: the reply that opted it out
     at: datetime | None = None
 
 
@@ -95,4 +96,5 @@ def apply_update(
         source=entry.source,
         source_id=entry.source_id,
         phone_masked=mask_phone(update.phone),
+        provider_message_id=entry.provider_message_id,
     )

@@ -45,7 +45,9 @@ DOCUMENTS: list[dict[str, Any]] = [
     workflow(),
 ]
 # The first replies fail to apply (a transient fault): the runner must hold, not skip them.
-INJECTED_FAILURES = 3
+# Retried 0.1 + 0.5 + 1 + 2 s apart: longer than a send waits for them (the barrier).
+INJECTED_FAILURES = 4
+BARRIER_TIMEOUT_S = 2.0
 
 
 class OptOutStack(Stack):
@@ -101,6 +103,7 @@ def stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
         settings,
         Path(tmp_path_factory.mktemp("runner")),
         SMSFLOW_INJECT_REPLY_FAILURES=str(INJECTED_FAILURES),
+        SMSFLOW_CONSENT_BARRIER_TIMEOUT_S=str(BARRIER_TIMEOUT_S),
     ).start()
     stack = OptOutStack(settings, runner)
     try:
@@ -131,8 +134,18 @@ def test_a_stop_that_fails_to_apply_at_first_still_opts_out_and_no_send_overtake
     number = "+358401120001"
     stack.holds("o-fail", mobilephone=number)
     stack.reply(number, "STOP", "SM-fail-stop")
-    # Queued right behind the STOP, while it is still failing to apply.
-    result = stack.run(send("o-fail", props=contact(number)))
+    # Queued right behind the STOP, while it is still failing to apply: the send waits for
+    # it, and past the wait it is deferred, not decided on what may miss the STOP.
+    first = stack.run(send("o-fail", props=contact(number)))
+    assert (first.outcome, first.reason) == (ActionOutcome.DEFERRED, "consent_pending")
+    assert first.retry_at is not None
+    [deferred] = stack.statuses_for("o-fail")
+    assert (deferred.status.value, deferred.reason) == ("deferred", "consent_pending")
+    # The enroller sends it again (a new attempt) until it is decided.
+    result, attempt = first, 1
+    while result.outcome is ActionOutcome.DEFERRED and attempt < 10:
+        attempt += 1
+        result = stack.run(send("o-fail", props=contact(number), attempt=attempt), attempt)
     assert (result.outcome, result.reason) == (ActionOutcome.SKIPPED, "opted_out")
     assert stack.requests_for("o-fail") == []
     state = stack.number_state(number, "SM-fail-stop")
@@ -183,7 +196,15 @@ def test_a_shared_numbers_stop_covers_every_contact_and_its_start_lifts_it(
     stack.reply(shared, "Stop.", "SM-home-stop")
     assert stack.number_state(shared, "SM-home-stop").opted_out
     assert (first().reason, second().reason) == ("opted_out", "opted_out")
-    audit = [c for c in stack.changes.poll() if c.wide and c.contact_id.startswith("o-home")]
+    # Each contact on the number gets its audit record (one indexed after the STOP inherits).
+    audit = stack.changes.wait(
+        lambda cs: (
+            found
+            if len(found := [c for c in cs if c.wide and c.contact_id.startswith("o-home")]) >= 2
+            else None
+        ),
+        what="an audit record per contact",
+    )
     assert sorted(c.contact_id for c in audit) == ["o-home-1", "o-home-2"]
     assert {(c.source_id, c.provider_message_id) for c in audit} == {("STOP", "SM-home-stop")}
 
