@@ -53,6 +53,8 @@ from services.action_runner.inbound import decode_inbound, handle_inbound
 from services.action_runner.internal import (
     CONSENT_COMMANDS,
     PHONE_INDEX,
+    PHONE_REINDEX,
+    ContactReindex,
     PhoneIndexUpdate,
     WideConsentCommand,
 )
@@ -62,6 +64,7 @@ from services.action_runner.phone_index import (
     NumberEntry,
     apply_update,
     diff_numbers,
+    needs_reindex,
     touches_numbers,
 )
 from services.action_runner.phones import normalize, resolve_recipient
@@ -133,7 +136,7 @@ class ActionRunner:
             spec.name: self._topic(settings.topic(spec))
             for spec in (*OUTPUTS, ACTIONS, SMS_INBOUND, DEAD_LETTERS)
         }
-        for name in (PHONE_INDEX, CONSENT_COMMANDS):
+        for name in (PHONE_INDEX, CONSENT_COMMANDS, PHONE_REINDEX):
             self.topics[name] = self._topic(f"{app_id}-{name}", partitions=partitions)
         table = self.app.Table
         self.consent = table("consent-ledger", partitions=partitions, help="contact -> ledger")
@@ -149,6 +152,7 @@ class ActionRunner:
         # Two agents read, await and write the number-index table: without this a reply's
         # write could undo a contact joining the number in between.
         self.numbers_lock = asyncio.Lock()
+        self.indexed_regions: dict[str, str] = {}  # account -> region its contacts were read in
         self.app.on_before_shutdown.connect(self._close_barrier)  # type: ignore[arg-type]
         agent = self.app.agent
         agent(self.topics[ACTIONS.name], name="run_actions", concurrency=1)(self.run_actions)
@@ -160,6 +164,9 @@ class ActionRunner:
             name="index_contact_numbers",
             concurrency=1,
         )(self.index_contact_numbers)
+        agent(self.topics[PHONE_REINDEX], name="reindex_contact_numbers", concurrency=1)(
+            self.reindex_contact_numbers
+        )
         agent(self.topics[PHONE_INDEX], name="update_number_index", concurrency=1)(
             self.update_number_index
         )
@@ -167,6 +174,7 @@ class ActionRunner:
             self.answer_replies
         )
         self.app.task(self._follow_opt_outs)
+        self.app.task(self._watch_regions)
         self.app.task(self._watch_readiness)
         self._pages()
 
@@ -199,6 +207,9 @@ class ActionRunner:
 
     async def index_contact_numbers(self, stream: StreamT[bytes]) -> None:
         await self._each(stream, "index_contact_numbers", self._index_contact)
+
+    async def reindex_contact_numbers(self, stream: StreamT[bytes]) -> None:
+        await self._each(stream, "reindex_contact_numbers", self._reindex_contact)
 
     async def update_number_index(self, stream: StreamT[bytes]) -> None:
         await self._each(stream, "update_number_index", self._update_number)
@@ -417,16 +428,83 @@ class ActionRunner:
         if not touches_numbers(change):
             log.debug("contact_change_skipped")
             return
-        # National formats need the account's region: give a new account a moment to arrive.
+        # National formats need the account's region: give a new account a moment to arrive
+        # (one that comes later has its contacts read again, see _watch_regions).
         await self._await(lambda: self.catalog.account(change.account_id) is not None)
-        account = self.catalog.account(change.account_id)
-        region = account.spec.default_region if account else None
+        await self._index(change)
+
+    async def _reindex_contact(self, message: Any) -> None:
+        command = decode(ContactReindex, message.value)
+        structlog.contextvars.bind_contextvars(
+            account_id=command.account_id, contact_id=command.contact_id
+        )
+        change = ContactChange(
+            event_id=emission_id(command.event_id, "reindex"),
+            account_id=command.account_id,
+            contact_id=command.contact_id,
+            properties={},
+        )
+        await self._index(change)
+
+    async def _index(self, change: ContactChange) -> None:
+        region = self._region(change.account_id)
         raw = self.contact_numbers.get(change.key)
         known = None if raw is None else ContactNumbers.model_validate(raw)
-        after, updates = diff_numbers(known, change, lambda value: normalize(value, region))
+        after, updates = diff_numbers(known, change, lambda value: normalize(value, region), region)
         await self._emit_and_wait([Emission.of(PHONE_INDEX, u) for u in updates])
         self.contact_numbers[change.key] = _dump(after)
         log.info("contact_numbers_indexed", numbers=len(after.numbers), updates=len(updates))
+        if after.raw and self._region(change.account_id) != region:
+            # The account arrived (or changed) meanwhile, maybe after _watch_regions looked.
+            again = ContactChange(
+                event_id=emission_id(change.event_id, self._region(change.account_id)),
+                account_id=change.account_id,
+                contact_id=change.contact_id,
+                properties={},
+            )
+            await self._index(again)
+
+    def _region(self, account_id: str) -> str | None:
+        account = self.catalog.account(account_id)
+        return account.spec.default_region if account else None
+
+    async def _watch_regions(self) -> None:
+        """When an account arrives or its default_region changes, have its contacts' numbers
+        read again (through a topic: tables are written only by agents)."""
+        while True:
+            await asyncio.sleep(1.0)
+            if not self.ready:
+                continue
+            try:
+                await self._request_reindex()
+            except Exception as exc:  # tried again on the next tick
+                log.error("reindex_failed", error=f"{type(exc).__name__}: {exc}")
+
+    async def _request_reindex(self) -> None:
+        regions = {a: acc.spec.default_region for a, acc in self.catalog.accounts.items()}
+        changed = {a for a, r in regions.items() if self.indexed_regions.get(a) != r}
+        if not changed:
+            return
+        stale = [
+            (key, regions[key.split(":", 1)[0]])
+            for key, value in list(self.contact_numbers.items())
+            if key.split(":", 1)[0] in changed
+            and needs_reindex(key, ContactNumbers.model_validate(value), regions)
+        ]
+        emissions = []
+        for key, region in stale:
+            account_id, contact_id = key.split(":", 1)
+            command = ContactReindex(
+                event_id=emission_id(key, region, "reindex"),
+                account_id=account_id,
+                contact_id=contact_id,
+                region=region,
+            )
+            emissions.append(Emission.of(PHONE_REINDEX, command))
+        await self._emit_and_wait(emissions)
+        self.indexed_regions.update({a: regions[a] for a in changed})
+        if stale:
+            log.info("contact_numbers_reindex_requested", contacts=len(stale))
 
     async def _update_number(self, message: Any) -> None:
         update = decode(PhoneIndexUpdate, message.value)

@@ -4,11 +4,15 @@ Two halves, one per keying: ``ContactNumbers`` (contact-keyed) remembers each co
 ``mobilephone``/``phone`` so a partial update can tell which numbers it gained and lost;
 ``NumberEntry`` (number-keyed) lists the contacts that have a number and whether the
 number opted out. A contact that later gains an opted-out number is opted out too.
+
+National formats are read in the account's ``default_region``; each contact remembers the
+region its numbers were read in, so they are read again when the account arrives (a
+contact may come first) or its region changes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict
@@ -29,6 +33,7 @@ class ContactNumbers(BaseModel):
 
     raw: dict[str, PropertyValue] = {}
     numbers: list[str] = []
+    region: str | None = None  # the account's default_region the numbers were read in
 
 
 class NumberEntry(BaseModel):
@@ -46,10 +51,20 @@ def touches_numbers(change: ContactChange) -> bool:
     return change.deleted or any(p in change.properties for p in PHONE_PROPERTIES)
 
 
+def needs_reindex(key: str, known: ContactNumbers, regions: Mapping[str, str]) -> bool:
+    """Whether the contact's numbers were read in another region than its account's now."""
+    account_id = key.split(":", 1)[0]
+    return bool(known.raw) and account_id in regions and known.region != regions[account_id]
+
+
 def diff_numbers(
-    known: ContactNumbers | None, change: ContactChange, normalize: Normalizer
+    known: ContactNumbers | None,
+    change: ContactChange,
+    normalize: Normalizer,
+    region: str | None = None,
 ) -> tuple[ContactNumbers, list[PhoneIndexUpdate]]:
-    """The contact's numbers after ``change`` and the index updates that follow from it."""
+    """The contact's numbers after ``change`` (every number read again, in ``region``
+    through ``normalize``) and the index updates that follow from it."""
     known = known or ContactNumbers()
     if change.deleted:
         after = ContactNumbers()
@@ -57,7 +72,7 @@ def diff_numbers(
         raw = dict(known.raw)
         raw.update({p: change.properties[p] for p in PHONE_PROPERTIES if p in change.properties})
         numbers = sorted({n for n in map(normalize, raw.values()) if n is not None})
-        after = ContactNumbers(raw=raw, numbers=numbers)
+        after = ContactNumbers(raw=raw, numbers=numbers, region=region)
     before = set(known.numbers)
     updates = [
         PhoneIndexUpdate(

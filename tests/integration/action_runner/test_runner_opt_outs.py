@@ -5,6 +5,7 @@ apply at first, a template driven into a loop by contact data, and faust's web v
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -87,6 +88,17 @@ class OptOutStack(Stack):
             what=f"opt-outs record of {message_id}",
         )
         return found[-1]
+
+    def runner_log_waits_for(self, event: str, contact_id: str, timeout_s: float = 30) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            for text in self.runner.log(tail=None).splitlines():
+                if text[:1] == "{":
+                    line = json.loads(text)
+                    if (line.get("event"), line.get("contact_id")) == (event, contact_id):
+                        return
+            time.sleep(0.2)
+        raise AssertionError(f"no {event} of {contact_id} in the runner's log")
 
     def close(self) -> None:
         self.opt_outs.close()
@@ -251,6 +263,29 @@ def test_a_template_driven_past_its_budget_skips_one_sms_and_the_runner_goes_on(
     stack.subscribe("o-after-loops")
     assert stack.run(send("o-after-loops")).outcome is ActionOutcome.DONE
     assert stack.runner.healthy()
+
+
+def test_a_contact_indexed_before_its_account_is_still_found_by_a_stop(
+    stack: OptOutStack,
+) -> None:
+    number, national = "+358401120020", "040 112 0020"  # national: needs the account's region
+    stack.producer.send(
+        CONTACT_CHANGES,
+        ContactChange(account_id="late", contact_id="o-late", properties={"mobilephone": national}),
+    )
+    stack.runner_log_waits_for("contact_numbers_indexed", "o-late")  # read without a region
+    stack.producer.definitions(account("late", sender="+358451234569"))
+    stack.producer.send(
+        SMS_INBOUND,
+        InboundSms.model_validate(
+            {"account_id": "late", "from": number, "to": "+358451234569", "body": "STOP"}
+        ),
+    )
+    [audit] = stack.changes.wait(
+        lambda cs: [c for c in cs if c.contact_id == "o-late" and c.wide],
+        what="the STOP to reach the contact",
+    )
+    assert (audit.status.value, audit.phone_masked) == ("UNSUBSCRIBED", "+35840*****20")
 
 
 def test_faust_table_and_router_views_are_not_served(stack: OptOutStack) -> None:
