@@ -18,6 +18,7 @@ from services.action_runner.phone_index import (
     NumberEntry,
     apply_update,
     diff_numbers,
+    needs_reindex,
     touches_numbers,
 )
 from services.action_runner.phones import normalize
@@ -157,6 +158,12 @@ def test_gateway_opt_out_includes_the_reported_contact_and_sends_nothing() -> No
     assert not [e for e in handled.effects.emissions if isinstance(e.event, SmsRequest)]
     assert handled.entry is not None
     assert handled.entry.contacts == ["1001", "1002", "1003"]
+    [opt_out] = opt_outs(handled)
+    assert (opt_out.number, opt_out.opted_out, opt_out.source) == (
+        NUMBER,
+        True,
+        OptOutSource.PROVIDER,
+    )
 
 
 def fi(value: object) -> str | None:
@@ -220,3 +227,21 @@ def test_sms_inbound_carries_two_event_types() -> None:
         except DecodeError:
             continue
         raise AssertionError(f"{bad!r} decoded")
+
+
+def test_a_contact_is_read_again_when_its_accounts_region_is_not_the_one_it_was_read_in() -> None:
+    change = ContactChange(account_id="acme", contact_id="1", properties={"mobilephone": "040 1"})
+    unknown, _ = diff_numbers(None, change, lambda v: normalize(v, None), None)
+    assert unknown.numbers == []  # a national number without a region
+    assert needs_reindex("acme:1", unknown, {"acme": "FI"})
+    assert not needs_reindex("acme:1", unknown, {})  # the account is still unknown
+    national = ContactChange(
+        account_id="acme", contact_id="1", properties={"mobilephone": "040 123 4567"}
+    )
+    before, _ = diff_numbers(None, national, lambda v: normalize(v, None), None)
+    again = ContactChange(account_id="acme", contact_id="1", properties={})
+    after, updates = diff_numbers(before, again, fi, "FI")
+    assert (after.numbers, after.region) == ([NUMBER], "FI")
+    assert [(u.phone, u.present) for u in updates] == [(NUMBER, True)]
+    assert not needs_reindex("acme:1", after, {"acme": "FI"})
+    assert needs_reindex("acme:1", after, {"acme": "SE"})
