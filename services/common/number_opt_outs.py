@@ -31,6 +31,9 @@ class NumberOptOuts:
         # Keys whose latest record could not be read: treated as opted out (fail closed).
         self._unreadable: set[str] = set()
         self._consumer: AIOKafkaConsumer | None = None
+        # End offsets come from a client of their own: on the tailing one they would queue
+        # behind its long-polling fetch (up to fetch_max_wait_ms per send).
+        self._offsets: AIOKafkaConsumer | None = None
         self._task: asyncio.Task[None] | None = None
         self._partitions: list[TopicPartition] = []
         self._progress = asyncio.Condition()
@@ -64,6 +67,8 @@ class NumberOptOuts:
             **self._client_options, enable_auto_commit=False, auto_offset_reset="earliest"
         )
         await consumer.start()
+        self._offsets = AIOKafkaConsumer(**self._client_options, enable_auto_commit=False)
+        await self._offsets.start()
         self._partitions = [TopicPartition(self.topic, p) for p in range(partitions)]
         consumer.assign(self._partitions)
         await consumer.seek_to_beginning(*self._partitions)
@@ -74,19 +79,20 @@ class NumberOptOuts:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        if self._consumer is not None:
-            await self._consumer.stop()
-            self._consumer = None
+        for client in (self._consumer, self._offsets):
+            if client is not None:
+                await client.stop()
+        self._consumer = self._offsets = None
 
     async def caught_up(self, timeout_s: float) -> bool:
         """True once everything on the topic as of now is in the view; False past the timeout
         (or when the view is not running): then the caller cannot prove a number is clear."""
-        consumer = self._consumer
-        if consumer is None or self._task is None or self._task.done():
+        consumer, offsets = self._consumer, self._offsets
+        if consumer is None or offsets is None or self._task is None or self._task.done():
             return False
         try:
             async with asyncio.timeout(timeout_s):
-                ends = await consumer.end_offsets(self._partitions)
+                ends = await offsets.end_offsets(self._partitions)
                 async with self._progress:
                     while not await self._reached(consumer, ends):
                         if self._task.done():
@@ -127,8 +133,8 @@ class NumberOptOuts:
                     except DecodeError as exc:
                         where = f"{tp.topic}[{tp.partition}]@{record.offset}"
                         log.warning("opt_out_rejected", where=where, reason=exc.reason)
-            if not self.loaded.is_set():
-                ends = await consumer.end_offsets(self._partitions)
+            if not self.loaded.is_set() and self._offsets is not None:
+                ends = await self._offsets.end_offsets(self._partitions)
                 if await self._reached(consumer, ends):
                     self.loaded.set()
             async with self._progress:
