@@ -23,7 +23,6 @@ from schemas.actions import ActionCommand
 from schemas.contacts import ContactChange
 from schemas.definitions import ManageSubscription, SendSms
 from schemas.envelope import utcnow
-from schemas.sms import number_key
 from schemas.topics import (
     ACTION_RESULTS,
     ACTIONS,
@@ -59,15 +58,16 @@ from services.action_runner.internal import (
     WideConsentCommand,
 )
 from services.action_runner.metrics import Metrics, reason_label
+from services.action_runner.number_consent import NumberConsent
 from services.action_runner.phone_index import (
     ContactNumbers,
     NumberEntry,
     apply_update,
     diff_numbers,
-    needs_reindex,
+    reindex_commands,
     touches_numbers,
 )
-from services.action_runner.phones import normalize, resolve_recipient
+from services.action_runner.phones import normalize
 from services.action_runner.settings import RunnerSettings
 from services.common.aio_kafka import aiokafka_options, faust_broker, faust_credentials
 from services.common.catalog import Catalog
@@ -75,7 +75,7 @@ from services.common.codec import DecodeError, decode, encode
 from services.common.dead_letters import dead_letter
 from services.common.faust_app import App
 from services.common.logging import get_logger
-from services.common.number_opt_outs import NumberOptOuts, partition_of
+from services.common.number_opt_outs import NumberOptOuts
 
 SERVICE = "action-runner"
 OUTPUTS = (
@@ -147,7 +147,13 @@ class ActionRunner:
         self.barrier = self._barrier(self.topics[CONSENT_COMMANDS].get_topic_name())
         # Replies not yet handled may hold a STOP: a send to their number waits for them.
         self.replies = self._barrier(settings.topic(SMS_INBOUND))
-        self.opt_outs = NumberOptOuts(settings.topic(OPT_OUTS), aiokafka_options(settings))
+        self.number_consent = NumberConsent(
+            self.replies,
+            NumberOptOuts(settings.topic(OPT_OUTS), aiokafka_options(settings)),
+            partitions,
+            self._reads,
+            settings.consent_barrier_timeout_s,
+        )
         self.reply_failures_left = settings.inject_reply_failures
         # Two agents read, await and write the number-index table: without this a reply's
         # write could undo a contact joining the number in between.
@@ -314,7 +320,8 @@ class ActionRunner:
         """Runs the action once the consent it reads is current; fails closed when not."""
         action = command.action
         if isinstance(action, SendSms):
-            if not await self._opt_outs_current(command):
+            account = self.catalog.account(command.account_id)
+            if not await self.number_consent.current(command.account_id, account, command.contact):
                 self.metrics.barrier_timeouts.inc()
                 log.warning("opt_outs_unreadable")
                 until = now + timedelta(seconds=self.settings.consent_retry_s)
@@ -325,7 +332,7 @@ class ActionRunner:
                 self._ledger(command.key),
                 now,
                 self.settings.max_segments,
-                opted_out=self.opt_outs.opted_out,
+                opted_out=self.number_consent.opted_out,
             )
         consent: ConsentRecord | None = None
         if isinstance(action, ManageSubscription):
@@ -336,22 +343,6 @@ class ActionRunner:
                 return refuse(command, now, CONSENT_UNREADABLE)
             consent = self._ledger(command.key)
         return handle_command(command, self.catalog, consent, now, self.settings.max_segments)
-
-    async def _opt_outs_current(self, command: ActionCommand) -> bool:
-        """Whether every STOP for the recipient's number that reached Kafka before now is
-        applied: the replies to that number are handled (when this instance reads them) and
-        the opt-outs view has read everything written so far."""
-        account = self.catalog.account(command.account_id)
-        if account is not None:
-            recipient = resolve_recipient(command.contact, account.spec.default_region)
-            if recipient.e164 is not None:
-                key = number_key(command.account_id, recipient.e164)
-                partition = partition_of(key.encode(), self.partitions)
-                if self._reads(self.replies.topic, partition) and not await self.replies.wait(
-                    partition
-                ):
-                    return False
-        return await self.opt_outs.caught_up(self.settings.consent_barrier_timeout_s)
 
     def _reads(self, topic: str, partition: int) -> bool:
         try:
@@ -485,26 +476,11 @@ class ActionRunner:
         changed = {a for a, r in regions.items() if self.indexed_regions.get(a) != r}
         if not changed:
             return
-        stale = [
-            (key, regions[key.split(":", 1)[0]])
-            for key, value in list(self.contact_numbers.items())
-            if key.split(":", 1)[0] in changed
-            and needs_reindex(key, ContactNumbers.model_validate(value), regions)
-        ]
-        emissions = []
-        for key, region in stale:
-            account_id, contact_id = key.split(":", 1)
-            command = ContactReindex(
-                event_id=emission_id(key, region, "reindex"),
-                account_id=account_id,
-                contact_id=contact_id,
-                region=region,
-            )
-            emissions.append(Emission.of(PHONE_REINDEX, command))
-        await self._emit_and_wait(emissions)
+        commands = reindex_commands(list(self.contact_numbers.items()), regions, changed)
+        await self._emit_and_wait([Emission.of(PHONE_REINDEX, c) for c in commands])
         self.indexed_regions.update({a: regions[a] for a in changed})
-        if stale:
-            log.info("contact_numbers_reindex_requested", contacts=len(stale))
+        if commands:
+            log.info("contact_numbers_reindex_requested", contacts=len(commands))
 
     async def _update_number(self, message: Any) -> None:
         update = decode(PhoneIndexUpdate, message.value)
@@ -591,11 +567,10 @@ class ActionRunner:
 
     async def _close_barrier(self, app: Any, *args: Any, **kwargs: Any) -> None:
         await self.barrier.close()
-        await self.replies.close()
-        await self.opt_outs.stop()
+        await self.number_consent.close()
 
     async def _follow_opt_outs(self) -> None:
-        await self.opt_outs.start(self.partitions)
+        await self.number_consent.opt_outs.start(self.partitions)
 
     async def _watch_readiness(self) -> None:
         while not self.ready:
@@ -604,7 +579,7 @@ class ActionRunner:
             recovery = getattr(app.tables, "recovery", None)
             if app.rebalancing or recovery is None or not recovery.completed.is_set():
                 continue
-            if not self.opt_outs.loaded.is_set():
+            if not self.number_consent.opt_outs.loaded.is_set():
                 continue
             assignment = app.consumer.assignment()
             if not assignment:

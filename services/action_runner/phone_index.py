@@ -12,15 +12,16 @@ contact may come first) or its region changes.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
 from schemas.contacts import ContactChange, PropertyValue
 from schemas.subscriptions import ConsentSource, SubscriptionStatus
 from services.action_runner.idempotency import emission_id
-from services.action_runner.internal import PhoneIndexUpdate, WideConsentCommand
+from services.action_runner.internal import ContactReindex, PhoneIndexUpdate, WideConsentCommand
 from services.common.masking import mask_phone
 
 PHONE_PROPERTIES = ("mobilephone", "phone")
@@ -55,6 +56,29 @@ def needs_reindex(key: str, known: ContactNumbers, regions: Mapping[str, str]) -
     """Whether the contact's numbers were read in another region than its account's now."""
     account_id = key.split(":", 1)[0]
     return bool(known.raw) and account_id in regions and known.region != regions[account_id]
+
+
+def reindex_commands(
+    stored: Iterable[tuple[str, Any]], regions: Mapping[str, str], changed: set[str]
+) -> list[ContactReindex]:
+    """A command per stored contact (``account:contact`` -> ContactNumbers as stored) of an
+    account in ``changed`` whose numbers were read in another region than its account's."""
+    commands = []
+    for key, value in stored:
+        account_id, contact_id = key.split(":", 1)
+        if account_id in changed and needs_reindex(
+            key, ContactNumbers.model_validate(value), regions
+        ):
+            region = regions[account_id]
+            commands.append(
+                ContactReindex(
+                    event_id=emission_id(key, region, "reindex"),
+                    account_id=account_id,
+                    contact_id=contact_id,
+                    region=region,
+                )
+            )
+    return commands
 
 
 def diff_numbers(

@@ -19,6 +19,7 @@ from services.action_runner.phone_index import (
     apply_update,
     diff_numbers,
     needs_reindex,
+    reindex_commands,
     touches_numbers,
 )
 from services.action_runner.phones import normalize
@@ -245,3 +246,17 @@ def test_a_contact_is_read_again_when_its_accounts_region_is_not_the_one_it_was_
     assert [(u.phone, u.present) for u in updates] == [(NUMBER, True)]
     assert not needs_reindex("acme:1", after, {"acme": "FI"})
     assert needs_reindex("acme:1", after, {"acme": "SE"})
+
+
+def test_reindex_commands_name_the_changed_accounts_stale_contacts_only() -> None:
+    read_without_region = {"raw": {"mobilephone": "040 1"}, "numbers": [], "region": None}
+    read_in_fi = {"raw": {"mobilephone": "040 1"}, "numbers": [], "region": "FI"}
+    stored = [
+        ("acme:1", read_without_region),
+        ("acme:2", read_in_fi),
+        ("acme:3", {"raw": {}, "numbers": []}),  # no numbers to read
+        ("other:4", read_without_region),  # its account did not change
+    ]
+    commands = reindex_commands(stored, {"acme": "FI", "other": "SE"}, {"acme"})
+    assert [(c.account_id, c.contact_id, c.region) for c in commands] == [("acme", "1", "FI")]
+    assert reindex_commands(stored, {"acme": "FI"}, {"acme"})[0].event_id == commands[0].event_id
