@@ -6,8 +6,9 @@ attributes of Python objects or anything else outside the values it is given.
 
 A render is also bounded, because a contact's data drives it and the apply-time check
 cannot see that data: at most ``MAX_LOOP_STEPS`` loop iterations in all (every ``for`` is
-rewritten to count its steps), ``*``, ``**``, ``%`` and padding filters refused when their
-result would pass the output cap, and the output itself cut off at ``MAX_OUTPUT_CHARS``.
+rewritten to count its steps), ``*``, ``**``, ``%`` and the padding, ``replace`` and
+``join`` filters refused when their result would pass the output cap (the string methods
+of those names are not reachable), and the output itself cut off at ``MAX_OUTPUT_CHARS``.
 Past a bound the render stops with ``RenderBudgetExceeded``: that SMS is skipped and the
 runner goes on.
 """
@@ -20,8 +21,9 @@ from contextvars import ContextVar
 from functools import lru_cache
 from typing import Any
 
-from jinja2 import ChainableUndefined, TemplateError, nodes
-from jinja2.filters import do_center, do_format, do_indent
+from jinja2 import ChainableUndefined, TemplateError, nodes, pass_eval_context
+from jinja2.filters import do_center, do_format, do_indent, do_replace, sync_do_join
+from jinja2.nodes import EvalContext
 from jinja2.runtime import Context
 from jinja2.sandbox import SandboxedEnvironment
 
@@ -31,7 +33,10 @@ MAX_OUTPUT_CHARS = 10_000
 MAX_LOOP_STEPS = 10_000
 # printf-style widths and precisions: "%10s", "%-*d", "%.5f".
 _PRINTF_WIDTHS = re.compile(r"%[-#0 +]*(\*|\d+)?(?:\.(\*|\d+))?")
-_PADDING_METHODS = frozenset({"center", "ljust", "rjust", "zfill", "expandtabs"})
+# String methods whose output size the cap could only check after building it.
+_UNBOUNDED_METHODS = frozenset(
+    {"center", "ljust", "rjust", "zfill", "expandtabs", "replace", "join", "format", "format_map"}
+)
 _LOOP_STEPS: ContextVar[list[int]] = ContextVar("loop_steps")
 
 
@@ -98,6 +103,23 @@ def _format(value: str, *args: Any, **kwargs: Any) -> str:
     return do_format(value, *args, **kwargs)
 
 
+@pass_eval_context
+def _replace(
+    eval_ctx: EvalContext, value: str, old: str, new: str, count: int | None = None
+) -> str:
+    text, old, new = str(value), str(old), str(new)
+    times = (text.count(old) if old else len(text) + 1) if count is None else int(count)
+    _check_size(len(text) + max(0, times) * max(0, len(new) - len(old)), "replace")
+    return str(do_replace(eval_ctx, value, old, new, count))
+
+
+@pass_eval_context
+def _join(eval_ctx: EvalContext, value: Any, d: str = "", attribute: Any = None) -> str:
+    items = list(_budgeted_loop(value))  # each item is a loop step
+    _check_size(len(str(d)) * len(items), "join")
+    return str(sync_do_join(eval_ctx, items, d, attribute))
+
+
 class _BoundedEnvironment(SandboxedEnvironment):
     intercepted_binops = frozenset({"*", "**", "%"})
 
@@ -113,8 +135,8 @@ class _BoundedEnvironment(SandboxedEnvironment):
         return super().call_binop(context, operator, left, right)
 
     def is_safe_attribute(self, obj: Any, attr: str, value: Any) -> bool:
-        if isinstance(obj, str) and attr in _PADDING_METHODS:
-            return False  # width arguments the output cap could only check afterwards
+        if isinstance(obj, str) and attr in _UNBOUNDED_METHODS:
+            return False  # the filters of the same name are bounded instead
         return super().is_safe_attribute(obj, attr, value)
 
 
@@ -125,6 +147,8 @@ def _environment() -> SandboxedEnvironment:
     env.filters["center"] = _center
     env.filters["indent"] = _indent
     env.filters["format"] = _format
+    env.filters["replace"] = _replace
+    env.filters["join"] = _join
     env.globals["budgeted_loop"] = _budgeted_loop
     return env
 

@@ -110,6 +110,9 @@ def test_opt_out_text_appended_once(text: str, opt_out: str | None, expected: st
         ("{{ '%s'|format(contact.s)|center(contact.n) }}", "center"),
         ("{{ contact.s|indent(contact.n, true) }}", "indent"),
         ("{{ contact.s ~ contact.s ~ contact.s ~ contact.s }}", "the output"),
+        ("{{ contact.s|replace('', contact.s) }}", "replace"),
+        ("{{ contact.s|join(contact.s) }}", "join"),
+        ("{{ range(contact.n // 20)|join(',') }}", "loop"),
     ],
 )
 def test_contact_data_cannot_drive_a_render_past_its_budget(body: str, bound: str) -> None:
@@ -120,12 +123,24 @@ def test_contact_data_cannot_drive_a_render_past_its_budget(body: str, bound: st
     assert time.perf_counter() - started < 1.0
 
 
-def test_padding_methods_are_not_reachable() -> None:
+@pytest.mark.parametrize(
+    "body",
+    [
+        "{{ contact.s.center(contact.n) }}",
+        "{{ contact.s.replace('', contact.s) }}",
+        "{{ contact.s.join(contact.s) }}",
+        "{{ ('{:>' ~ contact.n ~ '}').format('x') }}",
+    ],
+)
+def test_unbounded_string_methods_are_not_reachable(body: str) -> None:
     with pytest.raises(RenderError):
-        render("{{ contact.s.center(contact.n) }}", {"s": "x", "n": 10**9})
+        render(body, {"s": "x" * 100, "n": 10**9})
 
 
 def test_ordinary_loops_and_repetition_still_render() -> None:
     body = "{% for c in contact.s %}{{ loop.index }}{{ c }}{% endfor %} {{ '-' * 3 }} {{ 2 ** 8 }}"
     assert render(body, {"s": "abc"}) == "1a2b3c --- 256"
     assert render("{{ '%s!' % contact.s }} {{ '%5.1f'|format(1.25) }}", {"s": "hi"}) == "hi!   1.2"
+    assert render("{{ contact.s|replace('a', 'o') }} {{ [1, 2]|join('+') }}", {"s": "aa"}) == (
+        "oo 1+2"
+    )
