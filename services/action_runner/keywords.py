@@ -6,8 +6,9 @@ the first word makes "stop please" an opt-out but keeps "please don't stop" free
 (substring matching causes false opt-outs). Two-word keywords ("opt out") compare the
 first two words.
 
-Opt-in is stricter than opt-out: YES is not an opt-in word. It only means "yes" as the
-answer to a confirmation the account asked for, and smsflow asks for none.
+Opt-in is stricter than opt-out: the whole reply must be the opt-in word ("start" opts in,
+"start? no" does not), and YES is not an opt-in word: it only means "yes" as the answer to
+a confirmation the account asked for, and smsflow asks for none.
 """
 
 from __future__ import annotations
@@ -84,7 +85,8 @@ def classify(body: str, spec: AccountSpec | None = None) -> tuple[Keyword, str] 
     """(keyword, the phrase matched, upper-case) or None for free text."""
     words = normalize(body)
     for phrase, keyword in keyword_table(spec):
-        if words[: len(phrase)] == phrase:
+        matched = words == phrase if keyword is Keyword.START else words[: len(phrase)] == phrase
+        if matched:
             return keyword, " ".join(phrase).upper()
     return None
 

@@ -57,8 +57,10 @@ def test_opt_in_words(body: str, word: str) -> None:
     assert classify(body) == (Keyword.START, word)
 
 
-@pytest.mark.parametrize("body", ["yes", "YES", "Yes!", "y"])
-def test_yes_out_of_context_is_not_an_opt_in(body: str) -> None:
+@pytest.mark.parametrize(
+    "body", ["yes", "YES", "Yes!", "y", "start? no", "start over later", "subscribe me not"]
+)
+def test_opt_in_needs_the_whole_reply_and_yes_out_of_context_is_none(body: str) -> None:
     assert classify(body) is None
 
 
