@@ -49,6 +49,8 @@ class SubscriptionChange(Event):
     source: ConsentSource
     source_id: str | None = None  # workflow id, keyword, or gateway error code
     phone_masked: str | None = None
+    # Evidence of a reply's STOP/START: the provider's id of that inbound message.
+    provider_message_id: str | None = None
 
     @property
     def key(self) -> str:

@@ -37,7 +37,14 @@ from services.action_runner import consent as ledger
 from services.action_runner.consent import ConsentRecord
 from services.action_runner.emissions import Effects
 from services.action_runner.frequency import SentLog, cap_decision, record
-from services.action_runner.gates import DEFAULT_MAX_SEGMENTS, Decision, Verdict, decide_send
+from services.action_runner.gates import (
+    DEFAULT_MAX_SEGMENTS,
+    Decision,
+    OptedOut,
+    Verdict,
+    decide_send,
+    no_opt_outs,
+)
 from services.action_runner.idempotency import emission_id, sms_key
 from services.action_runner.tracked_links import TrackedLinks
 
@@ -59,6 +66,8 @@ class Handled:
 
 
 CONSENT_UNREADABLE = "consent_ledger_unavailable"
+# A send whose number's opt-out state could not be proved current: decided again later.
+CONSENT_PENDING = "consent_pending"
 
 
 def refuse(command: ActionCommand, now: datetime, reason: str) -> Handled:
@@ -71,21 +80,48 @@ def needs_consent(command: ActionCommand) -> bool:
     return isinstance(command.action, SendSms | ManageSubscription)
 
 
+def defer_send(command: ActionCommand, now: datetime, until: datetime, reason: str) -> Handled:
+    """A Send SMS put off undecided (status ``deferred``): the enroller sends it again."""
+    assert isinstance(command.action, SendSms)
+    decision = Decision(Verdict.DEFER, reason=reason, until=until)
+    return _send_outcome(command, command.action, decision, None, now)
+
+
 def handle_command(
     command: ActionCommand,
     definitions: Definitions,
     consent: ConsentRecord | None,
     now: datetime,
     max_segments: int = DEFAULT_MAX_SEGMENTS,
+    opted_out: OptedOut = no_opt_outs,
     sent: SentLog | None = None,
     link_secret: bytes | None = None,
 ) -> Handled:
     action = command.action
     workflow = definitions.workflow(command.account_id, command.workflow_id)
     if isinstance(action, SendSms):
-        return _send_sms(
-            command, action, definitions, workflow, consent, now, max_segments, sent, link_secret
+        account = definitions.account(command.account_id)
+        key = sms_key(command.account_id, command.workflow_id, command.enrollment_id, command.step)
+        # Without a secret (tests of other things), links render as they are, untracked.
+        links = (
+            TrackedLinks(link_secret, key, account.spec.link_domain)
+            if account and link_secret
+            else None
         )
+        decision = decide_send(
+            workflow=workflow,
+            account=account,
+            message=definitions.message(command.account_id, action.message),
+            contact=command.contact,
+            consent=consent,
+            now=now,
+            max_segments=max_segments,
+            opted_out=opted_out,
+            link=links or str,
+        )
+        cap = account.spec.frequency_cap if account is not None else None
+        decision = cap_decision(decision, sent, cap, key, now)
+        return _send_outcome(command, action, decision, account, now, links, sent)
     if isinstance(action, Delay):
         return _finish(command, now, ActionOutcome.FAILED, "delay runs in the enroller")
     if workflow is None or not workflow.spec.enabled:
@@ -155,37 +191,16 @@ def _set_marketing_status(
     return handled
 
 
-def _send_sms(
+def _send_outcome(
     command: ActionCommand,
     action: SendSms,
-    definitions: Definitions,
-    workflow: Workflow | None,
-    consent: ConsentRecord | None,
+    decision: Decision,
+    account: Account | None,
     now: datetime,
-    max_segments: int,
+    links: TrackedLinks | None = None,
     sent: SentLog | None = None,
-    link_secret: bytes | None = None,
 ) -> Handled:
-    account = definitions.account(command.account_id)
     key = sms_key(command.account_id, command.workflow_id, command.enrollment_id, command.step)
-    # Without a secret (tests of other things), links render as they are, untracked.
-    links = (
-        TrackedLinks(link_secret, key, account.spec.link_domain)
-        if account and link_secret
-        else None
-    )
-    decision = decide_send(
-        workflow=workflow,
-        account=account,
-        message=definitions.message(command.account_id, action.message),
-        contact=command.contact,
-        consent=consent,
-        now=now,
-        max_segments=max_segments,
-        link=links or str,
-    )
-    cap = account.spec.frequency_cap if account is not None else None
-    decision = cap_decision(decision, sent, cap, key, now)
     outcome, status = {
         Verdict.SEND: (ActionOutcome.DONE, SmsStatus.QUEUED),
         Verdict.SKIP: (ActionOutcome.SKIPPED, SmsStatus.SKIPPED),
@@ -199,7 +214,7 @@ def _send_sms(
         codes = links.codes if links is not None else None
         request = _request(command, action, decision, key, account, now, codes)
         handled.effects.emit(SMS_REQUESTS, request)
-        handled.sent = record(sent, key, now, cap)
+        handled.sent = record(sent, key, now, account.spec.frequency_cap)
     handled.effects.emit(SMS_STATUS, _status(command, action, decision, key, status, now))
     handled.effects.emit(ACTION_RESULTS, handled.result)
     return handled

@@ -2,8 +2,11 @@
 
 Per subscription type: status, legal basis for communication, its explanation, legal basis
 for processing, source and time. Plus the wide flag, "opted out of all SMS", set by an
-inbound STOP-family keyword or a gateway's "unsubscribed recipient" error and lifted only
-by the person (START/UNSTOP). No record, or no entry for a type, means not subscribed.
+inbound STOP-family keyword or a gateway's "unsubscribed recipient" error from one of the
+contact's numbers and lifted only by the person (START/UNSTOP from a number it holds). It
+is the contact's audit trail and bars a workflow from resubscribing; what stops an SMS is
+the number's own opt-out (``opt-outs``), checked by the send gate and by the sender. No
+record, or no entry for a type, means not subscribed.
 
 Resubscribe rule (a workflow's ``manage_subscription: subscribed``):
 
@@ -73,8 +76,12 @@ EMPTY = ConsentRecord()
 
 
 def may_send(record: ConsentRecord | None, subscription_type: str) -> bool:
-    """Subscribed to the type and not opted out of all SMS. Absent record: no."""
-    if record is None or record.opted_out_of_all:
+    """Subscribed to the type. Absent record: no.
+
+    The wide flag does not gate sending: a STOP binds the number it came from, whichever
+    contact holds it (DESIGN A8), and the send gate checks that number's opt-out itself.
+    """
+    if record is None:
         return False
     return record.status_of(subscription_type) is SubscriptionStatus.SUBSCRIBED
 
@@ -170,6 +177,7 @@ def decide_wide(
     phone_masked: str | None,
     event_id: str,
     now: datetime,
+    provider_message_id: str | None = None,
 ) -> SubscriptionChange | None:
     """Opt out of (or back in to) all SMS; None when the contact is already there."""
     previous = (record or EMPTY).status_of(None)
@@ -186,4 +194,5 @@ def decide_wide(
         source=source,
         source_id=source_id,
         phone_masked=phone_masked,
+        provider_message_id=provider_message_id,
     )

@@ -1,6 +1,7 @@
 """The ordered gate walk of a Send SMS action (DESIGN A6): send, skip, defer or fail.
 
-Pure: definitions, the contact snapshot, the consent ledger and ``now`` in; a Decision out.
+Pure: definitions, the contact snapshot, the consent ledger, which numbers opted out and
+``now`` in; a Decision out.
 """
 
 from __future__ import annotations
@@ -17,11 +18,25 @@ from schemas.sms import DEFERRED_QUIET_HOURS, Encoding, SkipReason
 from services.action_runner.consent import ConsentRecord, may_send
 from services.action_runner.phones import resolve_recipient
 from services.action_runner.quiet_hours import NoCommonWindow, next_opening, recipient_zones
-from services.action_runner.rendering import RenderError, render, with_opt_out
+from services.action_runner.rendering import (
+    RenderBudgetExceeded,
+    RenderError,
+    render,
+    with_opt_out,
+)
 from services.common.masking import mask_phone
 from services.common.segments import count_segments
 
 DEFAULT_MAX_SEGMENTS = 10
+# The body would take more output or work than a contact's data may drive (rendering.py).
+RENDER_BUDGET_EXCEEDED = "render_budget_exceeded"
+
+# ``opted_out(account_id, e164)``: whether the number itself opted out of the account's SMS.
+OptedOut = Callable[[str, str], bool]
+
+
+def no_opt_outs(account_id: str, number: str) -> bool:
+    return False
 
 
 class Verdict(StrEnum):
@@ -61,6 +76,7 @@ def decide_send(
     consent: ConsentRecord | None,
     now: datetime,
     max_segments: int = DEFAULT_MAX_SEGMENTS,
+    opted_out: OptedOut = no_opt_outs,
     link: Callable[[str], str] = str,
 ) -> Decision:
     if workflow is None or not workflow.spec.enabled:
@@ -90,7 +106,15 @@ def decide_send(
         return Decision.skip(SkipReason.INVALID_PHONE_NUMBER, mask_phone(recipient.raw))
     masked = mask_phone(recipient.e164)
     try:
+        number_opted_out = opted_out(account.metadata.id, recipient.e164)
+    except Exception:  # consent fails closed: an opt-out we cannot read never sends
+        number_opted_out = True
+    if number_opted_out:
+        return Decision.skip(SkipReason.OPTED_OUT, masked)
+    try:
         text = render(message.spec.body, contact, {"id": account.metadata.id}, link)
+    except RenderBudgetExceeded as exc:
+        return Decision(Verdict.SKIP, reason=f"{RENDER_BUDGET_EXCEEDED}: {exc}", to_masked=masked)
     except RenderError as exc:
         return Decision(Verdict.FAIL, reason=f"render_failed: {exc}", to_masked=masked)
     text = with_opt_out(text, spec.opt_out_text)

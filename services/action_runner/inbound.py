@@ -1,6 +1,8 @@
 """Replies from phones (STOP, START, HELP) and gateway opt-outs, for one number.
 
 Pure: the number's index entry and the account in; what to emit and the new entry out.
+A STOP or START first records the number's state on ``opt-outs`` (what the send gate and
+the sender check), then asks for an audit record on each contact that holds the number.
 Confirmations and HELP answers are non-marketing replies and bypass the consent gate.
 """
 
@@ -12,9 +14,17 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from schemas.definitions import Account
-from schemas.sms import InboundSms, ProviderOptOut, SmsRequest, SmsStatus, SmsStatusEvent
+from schemas.sms import (
+    InboundSms,
+    NumberOptOut,
+    OptOutSource,
+    ProviderOptOut,
+    SmsRequest,
+    SmsStatus,
+    SmsStatusEvent,
+)
 from schemas.subscriptions import ConsentSource, SubscriptionStatus
-from schemas.topics import SMS_REQUESTS, SMS_STATUS
+from schemas.topics import OPT_OUTS, SMS_REQUESTS, SMS_STATUS
 from services.action_runner import keywords
 from services.action_runner.emissions import Effects
 from services.action_runner.idempotency import emission_id, reply_key
@@ -58,7 +68,7 @@ def handle_inbound(
             now,
         )
         return handled
-    match = keywords.classify(event.body)
+    match = keywords.classify(event.body, account.spec if account else None)
     if match is None:
         return InboundHandled(kind="ignored")
     keyword, word = match
@@ -107,6 +117,10 @@ def _phone(event: InboundSms | ProviderOptOut) -> str:
     return event.phone if isinstance(event, ProviderOptOut) else event.from_
 
 
+def _evidence(event: InboundSms | ProviderOptOut) -> str | None:
+    return event.provider_message_id if isinstance(event, InboundSms) else None
+
+
 def _opt(
     handled: InboundHandled,
     event: InboundSms | ProviderOptOut,
@@ -124,11 +138,30 @@ def _opt(
             "opted_out": opted_out,
             "source": source if opted_out else None,
             "source_id": source_id if opted_out else None,
+            "provider_message_id": _evidence(event) if opted_out else None,
             "at": now,
         }
     )
     handled.contacts = len(contacts)
-    masked = mask_phone(_phone(event))
+    phone = _phone(event)
+    handled.effects.emit(
+        OPT_OUTS,
+        NumberOptOut(
+            event_id=emission_id(inbound_id(event), "opt-out", status.value),
+            occurred_at=now,
+            account_id=event.account_id,
+            number=phone,
+            opted_out=opted_out,
+            keyword=source_id if source is ConsentSource.INBOUND_KEYWORD else None,
+            source=(
+                OptOutSource.PROVIDER
+                if source is ConsentSource.GATEWAY_ERROR
+                else OptOutSource.REPLY
+            ),
+            provider_message_id=_evidence(event),
+        ),
+    )
+    masked = mask_phone(phone)
     for contact_id in contacts:
         command = WideConsentCommand(
             event_id=emission_id(inbound_id(event), contact_id, status.value),
@@ -138,6 +171,7 @@ def _opt(
             source=source,
             source_id=source_id,
             phone_masked=masked,
+            provider_message_id=_evidence(event),
         )
         handled.effects.emit(CONSENT_COMMANDS, command)
 

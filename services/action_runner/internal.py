@@ -15,6 +15,8 @@ from schemas.subscriptions import ConsentSource, SubscriptionStatus
 PHONE_INDEX = "phone-index"
 # Wide consent changes re-keyed by contact: applied where the contact's ledger lives.
 CONSENT_COMMANDS = "consent-commands"
+# Contacts whose numbers must be read again (their account's region arrived or changed).
+PHONE_REINDEX = "phone-reindex"
 
 
 class _Internal(BaseModel):
@@ -45,6 +47,19 @@ class WideConsentCommand(_Internal):
     source: ConsentSource
     source_id: str | None = None
     phone_masked: str | None = None
+    provider_message_id: str | None = None  # evidence: the reply that asked for it
+
+    @property
+    def key(self) -> str:
+        return contact_key(self.account_id, self.contact_id)
+
+
+class ContactReindex(_Internal):
+    """Read contact ``contact_id``'s numbers again in its account's current region."""
+
+    account_id: Id
+    contact_id: Id
+    region: str
 
     @property
     def key(self) -> str:

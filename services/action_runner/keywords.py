@@ -1,36 +1,35 @@
-"""Inbound reply keywords: the whole trimmed body, any case, must be the keyword.
+"""What an inbound reply asks of the runner, by the shared keyword rules (DESIGN A8).
 
-Substring matching ("please don't stop") causes false opt-outs, so only exact words count.
+The rules themselves (normalising, first word, opt-in stricter than opt-out) live in
+``services.common.keywords`` so that the runner and the sender's webhook decide alike.
 """
 
 from __future__ import annotations
 
 from enum import StrEnum
 
+from schemas.definitions import AccountSpec
+from services.common.keywords import match
+
 
 class Keyword(StrEnum):
-    STOP = "stop"  # opt out of all SMS from the account
-    START = "start"  # opt back in
+    STOP = "stop"  # opt the number out of all SMS from the account
+    START = "start"  # opt the number back in
     HELP = "help"  # answer with the account's help text
 
 
-OPT_OUT_WORDS = frozenset(
-    {"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT"}
-)
-OPT_IN_WORDS = frozenset({"START", "UNSTOP", "SUBSCRIBE", "YES"})
-HELP_WORDS = frozenset({"HELP", "INFO"})
+_KINDS = {"opt_out": Keyword.STOP, "opt_in": Keyword.START, "help": Keyword.HELP}
 
 
-def classify(body: str) -> tuple[Keyword, str] | None:
-    """(keyword, the word as normalised) or None for free text."""
-    word = body.strip().upper()
-    if word in OPT_OUT_WORDS:
-        return Keyword.STOP, word
-    if word in OPT_IN_WORDS:
-        return Keyword.START, word
-    if word in HELP_WORDS:
-        return Keyword.HELP, word
-    return None
+def classify(body: str, spec: AccountSpec | None = None) -> tuple[Keyword, str] | None:
+    """(keyword, the phrase matched, upper-case) or None for free text."""
+    found = match(
+        body,
+        spec.opt_out_keywords if spec else (),
+        spec.opt_in_keywords if spec else (),
+        spec.help_keywords if spec else (),
+    )
+    return (_KINDS[found.kind], found.keyword.upper()) if found else None
 
 
 def help_text(account_id: str, configured: str | None) -> str:

@@ -20,6 +20,10 @@ class RunnerSettings(KafkaSettings):
     # How long an action waits for consent changes already written (STOP, opt-outs) to be
     # applied before it is decided; past it, the ledger counts as unreadable (fail closed).
     consent_barrier_timeout_s: float = 10.0
+    # A send whose number's opt-outs could not be proved current is deferred this long.
+    consent_retry_s: float = 30.0
+    # Fault injection for resilience tests: the first N replies fail to apply (0: off).
+    inject_reply_failures: int = 0
     # How soon the group notices a dead instance (kill -9) and hands its partitions over.
     action_runner_session_timeout_s: float = 10.0
     # How long a command naming a definition not yet read waits for it to arrive.

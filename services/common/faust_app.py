@@ -9,9 +9,15 @@ the next rebalance. A rebalance still empties the buffers: faust clears them exp
 partitions are revoked, and a resume after a suspension clears them as before. A record kept
 this way may also be fetched again after the seek; every handler is idempotent, so it is
 handled as a replay.
+
+faust's own web views are off: ``/table/...`` serves table contents (phone numbers, the
+consent ledger) and ``/router/...``, ``/graph`` and the statistics pages the cluster's
+layout, to anyone who reaches the port. The services serve their own pages instead.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import faust
 from mode.utils.objects import cached_property
@@ -25,7 +31,21 @@ class StreamFlowControl(FlowControlEvent):
         super().resume()
 
 
+# Every faust web view that shows internal state; an app may still turn one on explicitly.
+PRIVATE_WEB_VIEWS = (
+    "web_tables_enabled",
+    "web_router_enabled",
+    "web_stats_enabled",
+    "web_graph_enabled",
+)
+
+
 class App(faust.App):
+    def __init__(self, id: str, **options: Any) -> None:
+        for setting in PRIVATE_WEB_VIEWS:
+            options.setdefault(setting, False)
+        super().__init__(id, **options)
+
     @cached_property
     def flow_control(self) -> FlowControlEvent:
         return StreamFlowControl(loop=self.loop)

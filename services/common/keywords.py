@@ -3,8 +3,9 @@
 A reply is normalised (Unicode NFKC, case-folded, split into words at whitespace,
 punctuation and symbols, so quotes and trailing "!" fall away) and its first word is
 compared, plus the two-word "opt out". Only leading words count: "please don't stop" is
-free text, while "Stop please", "STOP!" and a full-width "STOP" opt out. YES is no
-default opt-in word: it is an answer only to a confirmation the account asked for.
+free text, while "Stop please", "STOP!" and a full-width "STOP" opt out. Opt-in is
+stricter than opt-out: the whole reply must be the opt-in word ("start? no" is free text),
+and YES is no opt-in word: it answers only a confirmation the account asked for.
 Pure, so the runner and the sender decide alike.
 """
 
@@ -71,7 +72,8 @@ def match(
     for kind, keywords in lists:
         for keyword in keywords:
             wanted = words(keyword)
-            if wanted and said[: len(wanted)] == wanted:
+            said_part = said if kind == "opt_in" else said[: len(wanted)]
+            if wanted and said_part == wanted:
                 return Match(kind, " ".join(wanted))
     return None
 

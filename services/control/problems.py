@@ -95,7 +95,7 @@ def _from_error(source: SourceDocument, error: Any) -> Problem:
             "subscribing a contact needs a legal basis for communication",
             "add legal_basis: one of CONSENT_WITH_NOTICE, LEGITIMATE_INTEREST_PQL, "
             "LEGITIMATE_INTEREST_CLIENT, LEGITIMATE_INTEREST_OTHER, PERFORMANCE_OF_CONTRACT, "
-            "NON_GDPR, PROCESS_AND_STORE",
+            "NON_GDPR",
         )
     if message == "metadata.account is required":
         return problem(

@@ -21,6 +21,7 @@ from schemas.definitions import (
     SmsMessage,
     Workflow,
 )
+from schemas.subscriptions import LegalBasis
 from services.common.catalog import Catalog
 from services.control.problems import Problem, problem
 from services.control.sources import SourceDocument
@@ -172,8 +173,41 @@ def _check_workflow(source: SourceDocument, doc: Workflow, view: Catalog) -> lis
             problems += _subscription_type_problem(
                 source, (*path, "subscription_type"), action.subscription_type, account
             )
+            problems += _legal_basis_problems(source, path, action)
         elif isinstance(action, SendSms):
             problems += _check_send(source, (*path, "message"), doc, action.message, view)
+    return problems
+
+
+COMMUNICATION_BASES = ", ".join(
+    b.value for b in LegalBasis if b is not LegalBasis.PROCESS_AND_STORE
+)
+
+
+def _legal_basis_problems(
+    source: SourceDocument, path: tuple[str | int, ...], action: ManageSubscription
+) -> list[Problem]:
+    """HubSpot asks for two bases when subscribing: one for communication, one for processing."""
+    problems = []
+    if action.legal_basis is LegalBasis.PROCESS_AND_STORE:
+        problems.append(
+            problem(
+                source,
+                (*path, "legal_basis"),
+                "PROCESS_AND_STORE is a legal basis for processing, not for communication",
+                f"set legal_basis to one of {COMMUNICATION_BASES}, and put PROCESS_AND_STORE "
+                "in processing_legal_basis",
+            )
+        )
+    if action.status == "subscribed" and action.processing_legal_basis is None:
+        problems.append(
+            problem(
+                source,
+                (*path, "processing_legal_basis"),
+                "subscribing a contact needs a legal basis for processing",
+                "add processing_legal_basis, e.g. PROCESS_AND_STORE",
+            )
+        )
     return problems
 
 

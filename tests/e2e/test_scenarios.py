@@ -199,7 +199,7 @@ def test_stop_reply_then_no_more_sms(stack: Stack, outcome: dict[str, SmsStatusE
         return event if event is not None and event.status in SETTLED else None
 
     event = stack.wait(followup, "the follow-up SMS of the opted-out contact", 60)
-    assert (event.status, event.reason) == (SmsStatus.SKIPPED, "not_subscribed")
+    assert (event.status, event.reason) == (SmsStatus.SKIPPED, "opted_out")
     marketing = [
         m for m in stack.gateway_messages() if m["to"] == number and "VIP offer" in m["body"]
     ]

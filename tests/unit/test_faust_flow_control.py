@@ -45,3 +45,12 @@ def test_the_shared_app_uses_it() -> None:
     assert isinstance(app.flow_control, StreamFlowControl)
     assert app.flow_control is app.flow_control
     assert not app.flow_control.is_active()  # suspended until the first assignment
+
+
+def test_faust_web_views_that_show_state_are_off_unless_asked_for() -> None:
+    app = App("views-off", autodiscover=False)
+    assert not app.conf.web_tables_enabled
+    assert not app.conf.web_router_enabled
+    assert not app.conf.web_stats_enabled
+    assert not app.conf.web_graph_enabled
+    assert App("views-on", web_tables_enabled=True).conf.web_tables_enabled

@@ -73,6 +73,11 @@ def test_free_text_and_yes_are_no_keyword(text: str) -> None:
     assert classify(text) is None
 
 
+@pytest.mark.parametrize("text", ["start? no", "start over later", "subscribe me not"])
+def test_opt_in_needs_the_whole_reply(text: str) -> None:
+    assert classify(text) is None
+
+
 def test_account_words_add_to_the_defaults() -> None:
     assert classify("Lopeta.") is None
     assert classify("Lopeta.", opt_out_extra=["LOPETA"]) == "opt_out"

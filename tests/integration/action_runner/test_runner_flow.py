@@ -281,9 +281,9 @@ def test_stop_blocks_the_next_send_and_start_lifts_it(stack: Stack) -> None:
         # As soon as the STOP became consent commands, the next send must see it.
         consent_commands.wait(lambda cs: len(cs) >= 2, what="consent commands")
         blocked = stack.run(send("c-stop-1", step=3, props=props))
-        assert (blocked.outcome, blocked.reason) == (ActionOutcome.SKIPPED, "not_subscribed")
+        assert (blocked.outcome, blocked.reason) == (ActionOutcome.SKIPPED, "opted_out")
         other = stack.run(send("c-stop-2", step=3, props=props))
-        assert other.reason == "not_subscribed"
+        assert other.reason == "opted_out"
     finally:
         consent_commands.close()
 
@@ -345,7 +345,7 @@ def test_gateway_unsubscribed_error_opts_the_number_out(stack: Stack) -> None:
         lambda cs: [c for c in cs if c.contact_id == "c-21610" and c.wide], what="gateway opt-out"
     )
     blocked = stack.run(send("c-21610", props=props))
-    assert blocked.reason == "not_subscribed"
+    assert blocked.reason == "opted_out"
     [change] = [c for c in stack.changes.poll() if c.contact_id == "c-21610" and c.wide]
     assert (change.source.value, change.source_id) == ("gateway_error", "21610")
 

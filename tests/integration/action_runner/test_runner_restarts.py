@@ -94,7 +94,7 @@ def test_ledger_opt_outs_and_answers_survive_kill_9(stack: Stack) -> None:
     assert after.outcome is ActionOutcome.DONE  # the subscription survived
     assert time.monotonic() - started < 8  # and no consent wait ran into its timeout
     blocked = stack.run(send("k-stop", props=contact(number)))
-    assert blocked.reason == "not_subscribed"  # the STOP survived
+    assert blocked.reason == "opted_out"  # the STOP survived
     # The command answered before the kill, delivered again: no new decision.
     stack.producer.command(sent)
     stack.run(send("k-sent", step=4, message="draft-msg"))  # same partition: after the replay

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
 from schemas.actions import ActionOutcome, ActionResult
 from schemas.contacts import ContactChange
 from schemas.sms import SmsRequest, SmsStatus, SmsStatusEvent
 from schemas.subscriptions import SubscriptionChange, SubscriptionStatus
 from services.action_runner.commands import (
+    CONSENT_PENDING,
     CONSENT_UNREADABLE,
     Handled,
+    defer_send,
     handle_command,
     invalid_command_result,
     refuse,
@@ -93,6 +96,38 @@ def test_quiet_hours_defer_with_retry_at_and_the_resend_uses_the_same_key() -> N
     assert again.result.event_id != first.result.event_id
     # ...and if consent went away meanwhile, it is skipped.
     assert handle_command(command(attempt=2), Defs(), None, NOON).result.reason == "not_subscribed"
+
+
+def test_a_send_put_off_for_consent_is_deferred_and_decided_on_its_resend() -> None:
+    until = NOON + timedelta(seconds=30)
+    first = defer_send(command(), NOON, until, CONSENT_PENDING)
+    assert topics(first) == ["sms-status", "action-results"]
+    status = first.effects.emissions[0].event
+    assert isinstance(status, SmsStatusEvent)
+    assert (status.status, status.reason, status.deferred_until) == (
+        SmsStatus.DEFERRED,
+        "consent_pending",
+        until,
+    )
+    assert (first.result.outcome, first.result.retry_at) == (ActionOutcome.DEFERRED, until)
+    # The resend, once the number's opt-outs are current, sees the STOP.
+    again = handle_command(
+        command(attempt=2), Defs(), SUBSCRIBED, until, opted_out=lambda account, number: True
+    )
+    assert (again.result.outcome, again.result.reason) == (ActionOutcome.SKIPPED, "opted_out")
+    assert topics(again) == ["sms-status", "action-results"]
+
+
+def test_a_render_past_its_budget_skips_that_sms() -> None:
+    body = (
+        "{% for a in contact.firstname %}{% for b in contact.firstname %}x{% endfor %}{% endfor %}"
+    )
+    defs = Defs(messages={"welcome": message(body=body)})
+    cmd = command()
+    cmd = cmd.model_copy(update={"contact": {**cmd.contact, "firstname": "y" * 500}})
+    handled = handle_command(cmd, defs, SUBSCRIBED, NOON)
+    assert handled.result.outcome is ActionOutcome.SKIPPED
+    assert handled.result.reason == "render_budget_exceeded: more than 10000 loop iterations"
 
 
 def test_handling_the_same_command_twice_emits_the_same_events() -> None:

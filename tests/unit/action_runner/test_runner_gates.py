@@ -36,7 +36,9 @@ def decide(
     consent: Any = SUBSCRIBED,
     now: datetime = NOON,
     max_segments: int = 10,
+    opted_out: set[str] | None = None,
 ) -> Decision:
+    numbers = opted_out or set()
     return decide_send(
         workflow=workflow() if wf is UNSET else wf,
         account=account() if acct is UNSET else acct,
@@ -45,6 +47,7 @@ def decide(
         consent=consent,
         now=now,
         max_segments=max_segments,
+        opted_out=lambda account_id, number: f"{account_id}:{number}" in numbers,
     )
 
 
@@ -88,12 +91,13 @@ OPTED_OUT = ledger(
             {"consent": ledger(change(SubscriptionStatus.SUBSCRIBED, "other-type"))},
             "not_subscribed",
         ),
-        ({"consent": OPTED_OUT}, "not_subscribed"),
         ({"contact": {**CONTACT, "mobilephone": None, "phone": None}}, "no_phone_number"),
         ({"contact": {**CONTACT, "mobilephone": " ", "phone": ""}}, "no_phone_number"),
         ({"contact": {**CONTACT, "mobilephone": "12"}}, "invalid_phone_number"),
         ({"contact": {**CONTACT, "mobilephone": "call me"}}, "invalid_phone_number"),
         ({"acct": account(default_region="US")}, "invalid_phone_number"),  # 040... is not US
+        ({"opted_out": {"acme:+358401234567"}}, "opted_out"),
+        ({"opted_out": {"acme:+358401234567"}, "consent": OPTED_OUT}, "opted_out"),
         ({"msg": message(body="x" * 1600)}, "too_long"),
         ({"msg": message(body="Ж" * 100), "max_segments": 1}, "too_long"),
     ],
@@ -101,6 +105,52 @@ OPTED_OUT = ledger(
 def test_each_gate_skips_with_its_reason(overrides: dict[str, Any], reason: str) -> None:
     decision = decide(**overrides)
     assert (decision.verdict, decision.reason) == (Verdict.SKIP, reason)
+
+
+def test_a_stop_binds_the_number_not_the_contact() -> None:
+    # The contact's wide opt-out is its audit trail; the number's own state decides.
+    assert decide(consent=OPTED_OUT).verdict is Verdict.SEND
+    other_number = {"acme:+358409999999", "other:+358401234567"}
+    assert decide(opted_out=other_number).verdict is Verdict.SEND
+
+
+@pytest.mark.parametrize(
+    ("overrides", "reason"),
+    [
+        # Earlier gates win over an opted-out number ...
+        ({"consent": None}, "not_subscribed"),
+        ({"contact": {**CONTACT, "hs_marketable_status": "false"}}, "not_marketing_contact"),
+        ({"wf": None}, "workflow_disabled"),
+        # ... and it wins over later ones: too long, quiet hours, a broken body.
+        ({"msg": message(body="x" * 1600)}, "opted_out"),
+        ({"msg": message(body="{{ contact.x.y() }}")}, "opted_out"),
+        (
+            {"now": NIGHT, "acct": account(quiet_hours={"start": "20:00", "end": "08:00"})},
+            "opted_out",
+        ),
+    ],
+)
+def test_opted_out_comes_right_after_the_number_checks(
+    overrides: dict[str, Any], reason: str
+) -> None:
+    decision = decide(opted_out={"acme:+358401234567"}, **overrides)
+    assert (decision.verdict, decision.reason) == (Verdict.SKIP, reason)
+
+
+def test_an_unreadable_opt_out_fails_closed() -> None:
+    def broken(account_id: str, number: str) -> bool:
+        raise RuntimeError("view gone")
+
+    decision = decide_send(
+        workflow=workflow(),
+        account=account(),
+        message=message(),
+        contact=CONTACT,
+        consent=SUBSCRIBED,
+        now=NOON,
+        opted_out=broken,
+    )
+    assert (decision.verdict, decision.reason) == (Verdict.SKIP, "opted_out")
 
 
 def test_marketing_status_accepts_json_true_and_any_case() -> None:

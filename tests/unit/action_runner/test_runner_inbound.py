@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 from schemas.contacts import ContactChange
-from schemas.sms import InboundSms, ProviderOptOut, SmsRequest, SmsStatusEvent
+from schemas.sms import (
+    InboundSms,
+    NumberOptOut,
+    OptOutSource,
+    ProviderOptOut,
+    SmsRequest,
+    SmsStatusEvent,
+)
 from schemas.subscriptions import ConsentSource, SubscriptionStatus
 from services.action_runner.inbound import handle_inbound
 from services.action_runner.internal import WideConsentCommand
@@ -11,6 +18,8 @@ from services.action_runner.phone_index import (
     NumberEntry,
     apply_update,
     diff_numbers,
+    needs_reindex,
+    reindex_commands,
     touches_numbers,
 )
 from services.action_runner.phones import normalize
@@ -40,6 +49,32 @@ def commands(handled: object) -> list[WideConsentCommand]:
     ]
 
 
+def opt_outs(handled: object) -> list[NumberOptOut]:
+    return [
+        e.event
+        for e in handled.effects.emissions  # type: ignore[attr-defined]
+        if isinstance(e.event, NumberOptOut)
+    ]
+
+
+def test_start_lifts_only_the_number_that_sends_it() -> None:
+    handled = handle_inbound(inbound("Start."), TWO, account(), NOON)
+    [opt_in] = opt_outs(handled)
+    assert (opt_in.number, opt_in.opted_out, opt_in.keyword) == (NUMBER, False, "START")
+
+
+def test_yes_out_of_context_changes_nothing() -> None:
+    handled = handle_inbound(inbound("YES"), TWO, account(), NOON)
+    assert handled.kind == "ignored"
+    assert handled.effects.emissions == []
+
+
+def test_an_account_word_opts_out() -> None:
+    handled = handle_inbound(inbound("Lopeta!"), TWO, account(opt_out_keywords=["LOPETA"]), NOON)
+    [opt_out] = opt_outs(handled)
+    assert (opt_out.opted_out, opt_out.keyword) == (True, "LOPETA")
+
+
 def test_stop_opts_out_every_contact_with_the_number_and_leaves_confirming_to_the_gateway() -> None:
     handled = handle_inbound(inbound(" stop "), TWO, account(), NOON)
     assert handled.kind == "stop"
@@ -47,7 +82,17 @@ def test_stop_opts_out_every_contact_with_the_number_and_leaves_confirming_to_th
     assert [c.contact_id for c in opted] == ["1001", "1002"]
     assert all(c.status is SubscriptionStatus.UNSUBSCRIBED for c in opted)
     assert all((c.source, c.source_id) == (ConsentSource.INBOUND_KEYWORD, "STOP") for c in opted)
-    assert [e.key for e in handled.effects.emissions[:2]] == ["acme:1001", "acme:1002"]
+    assert all(c.provider_message_id == "SM1" for c in opted)
+    # The number's opt-out comes first: the gates and the sender check it.
+    keys = [e.key for e in handled.effects.emissions[:3]]
+    assert keys == ["acme:+358401234567", "acme:1001", "acme:1002"]
+    [opt_out] = opt_outs(handled)
+    assert (opt_out.opted_out, opt_out.source, opt_out.keyword) == (
+        True,
+        OptOutSource.REPLY,
+        "STOP",
+    )
+    assert (opt_out.number, opt_out.provider_message_id) == (NUMBER, "SM1")
     assert handled.entry is not None
     assert handled.entry.opted_out
     # The provider confirms opt-outs and blocks the number: no SMS of ours follows a STOP.
@@ -114,6 +159,12 @@ def test_gateway_opt_out_includes_the_reported_contact_and_sends_nothing() -> No
     assert not [e for e in handled.effects.emissions if isinstance(e.event, SmsRequest)]
     assert handled.entry is not None
     assert handled.entry.contacts == ["1001", "1002", "1003"]
+    [opt_out] = opt_outs(handled)
+    assert (opt_out.number, opt_out.opted_out, opt_out.source) == (
+        NUMBER,
+        True,
+        OptOutSource.PROVIDER,
+    )
 
 
 def fi(value: object) -> str | None:
@@ -177,3 +228,35 @@ def test_sms_inbound_carries_two_event_types() -> None:
         except DecodeError:
             continue
         raise AssertionError(f"{bad!r} decoded")
+
+
+def test_a_contact_is_read_again_when_its_accounts_region_is_not_the_one_it_was_read_in() -> None:
+    change = ContactChange(account_id="acme", contact_id="1", properties={"mobilephone": "040 1"})
+    unknown, _ = diff_numbers(None, change, lambda v: normalize(v, None), None)
+    assert unknown.numbers == []  # a national number without a region
+    assert needs_reindex("acme:1", unknown, {"acme": "FI"})
+    assert not needs_reindex("acme:1", unknown, {})  # the account is still unknown
+    national = ContactChange(
+        account_id="acme", contact_id="1", properties={"mobilephone": "040 123 4567"}
+    )
+    before, _ = diff_numbers(None, national, lambda v: normalize(v, None), None)
+    again = ContactChange(account_id="acme", contact_id="1", properties={})
+    after, updates = diff_numbers(before, again, fi, "FI")
+    assert (after.numbers, after.region) == ([NUMBER], "FI")
+    assert [(u.phone, u.present) for u in updates] == [(NUMBER, True)]
+    assert not needs_reindex("acme:1", after, {"acme": "FI"})
+    assert needs_reindex("acme:1", after, {"acme": "SE"})
+
+
+def test_reindex_commands_name_the_changed_accounts_stale_contacts_only() -> None:
+    read_without_region = {"raw": {"mobilephone": "040 1"}, "numbers": [], "region": None}
+    read_in_fi = {"raw": {"mobilephone": "040 1"}, "numbers": [], "region": "FI"}
+    stored = [
+        ("acme:1", read_without_region),
+        ("acme:2", read_in_fi),
+        ("acme:3", {"raw": {}, "numbers": []}),  # no numbers to read
+        ("other:4", read_without_region),  # its account did not change
+    ]
+    commands = reindex_commands(stored, {"acme": "FI", "other": "SE"}, {"acme"})
+    assert [(c.account_id, c.contact_id, c.region) for c in commands] == [("acme", "1", "FI")]
+    assert reindex_commands(stored, {"acme": "FI"}, {"acme"})[0].event_id == commands[0].event_id

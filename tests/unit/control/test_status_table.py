@@ -86,3 +86,19 @@ def test_no_statuses_and_follow_rows() -> None:
     row = render_row(status("1", SmsStatus.FAILED, error_code="21211", reason="rejected"))
     assert "failed" in row
     assert "rejected (21211)" in row
+
+
+def test_an_opted_out_number_and_a_consent_deferral_show_their_reasons() -> None:
+    until = T0 + timedelta(seconds=30)
+    text = render(
+        [
+            status("1", SmsStatus.SKIPPED, reason="opted_out", to_masked="+35840*****67"),
+            status(
+                "2", SmsStatus.DEFERRED, key="k2", reason="consent_pending", deferred_until=until
+            ),
+        ]
+    )
+    rows = text.splitlines()[2:]  # after the header and its rule
+    assert "skipped" in rows[0]
+    assert "opted_out" in rows[0]
+    assert "consent_pending until 2026-11-27 10:00Z" in rows[1]

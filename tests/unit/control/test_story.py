@@ -19,7 +19,7 @@ def event(
 def test_the_demo_story_loads_and_covers_the_seed_scenarios() -> None:
     story = load_story(STORY)
     reasons = {e.reason for c in story.contacts for e in c.expect}
-    assert {"not_marketing_contact", "invalid_phone_number", "not_subscribed"} <= reasons
+    assert {"not_marketing_contact", "invalid_phone_number", "opted_out"} <= reasons
     assert any(
         "phone" in c.properties and "mobilephone" not in c.properties for c in story.contacts
     )
@@ -41,7 +41,7 @@ def test_a_replying_contact_settles_only_after_the_follow_up() -> None:
     done = index_latest(
         [
             event("1005", "welcome-flow", SmsStatus.DELIVERED),
-            event("1005", "vip-flow", SmsStatus.SKIPPED, "not_subscribed"),
+            event("1005", "vip-flow", SmsStatus.SKIPPED, "opted_out"),
         ]
     )
     assert progress.settled(sanna, done)

@@ -110,6 +110,7 @@ def test_send_sms_of_another_accounts_message() -> None:
     [
         ("legal_basis", "spec.actions[0].legal_basis", "add legal_basis"),
         ("legal_basis_explanation", "spec.actions[0].legal_basis_explanation", "explanation"),
+        ("processing_legal_basis", "spec.actions[0].processing_legal_basis", "PROCESS_AND_STORE"),
     ],
 )
 def test_subscribing_needs_a_legal_basis_and_explanation(drop: str, field: str, fix: str) -> None:
@@ -119,6 +120,25 @@ def test_subscribing_needs_a_legal_basis_and_explanation(drop: str, field: str, 
     assert found.field == field
     assert fix in found.fix
     assert found.line == 1  # no lines known for hand-built sources: the document's start
+
+
+def test_process_and_store_is_not_a_basis_for_communication() -> None:
+    wf = workflow()
+    wf["spec"]["actions"][0]["legal_basis"] = "PROCESS_AND_STORE"
+    found = only(validate(sources(account(), message(), wf), Catalog())[1])
+    assert found.field == "spec.actions[0].legal_basis"
+    assert "not for communication" in found.message
+    assert "CONSENT_WITH_NOTICE" in found.fix
+    assert "PROCESS_AND_STORE in processing_legal_basis" in found.fix
+
+
+def test_unsubscribing_needs_no_basis() -> None:
+    wf = workflow()
+    action = wf["spec"]["actions"][0]
+    for field in ("legal_basis", "legal_basis_explanation", "processing_legal_basis"):
+        del action[field]
+    action["status"] = "unsubscribed"
+    assert validate(sources(account(), message(), wf), Catalog())[1] == []
 
 
 def test_manage_subscription_outside_a_contact_workflow() -> None:
