@@ -35,6 +35,7 @@ from schemas.topics import (
     SUBSCRIPTION_CHANGES,
     TopicSpec,
 )
+from services.action_runner import answers
 from services.action_runner.barrier import ConsentBarrier
 from services.action_runner.commands import (
     CONSENT_PENDING,
@@ -73,7 +74,7 @@ from services.action_runner.settings import RunnerSettings
 from services.common.aio_kafka import aiokafka_options, faust_broker, faust_credentials
 from services.common.catalog import Catalog
 from services.common.codec import DecodeError, decode, encode
-from services.common.dead_letters import dead_letter
+from services.common.dead_letters import REPLAYED_FROM_HEADER, dead_letter, header_value
 from services.common.faust_app import App
 from services.common.logging import get_logger
 from services.common.number_opt_outs import NumberOptOuts
@@ -294,10 +295,13 @@ class ActionRunner:
             workflow_id=command.workflow_id,
         )
         prior = self.answered.get(command.action_id)
-        if prior is not None and int(prior.get("attempt", 0)) >= command.attempt:
+        replayed_from = header_value(message.headers, REPLAYED_FROM_HEADER)
+        if prior is not None and not answers.runs(prior, command.attempt, replayed_from):
             self.metrics.replays.inc()
             log.info("action_replayed", outcome=prior.get("outcome"))
             return
+        if prior is not None:  # a replayed dead letter: its cause may be fixed now
+            log.info("action_rerun", replayed_from=replayed_from, outcome=prior.get("outcome"))
         await self._await_definitions(command)
         handled = await self._decide(command, message.partition, now)
         await self._emit_and_wait(handled.effects.emissions)
@@ -310,11 +314,9 @@ class ActionRunner:
         if handled.sent is not None:
             self.sent_sms[command.key] = _dump(handled.sent)
         result = handled.result
-        self.answered[command.action_id] = {
-            "attempt": command.attempt,
-            "outcome": result.outcome.value,
-            "event_id": result.event_id,
-        }
+        self.answered[command.action_id] = answers.answer(
+            command.attempt, result, bool(handled.effects.dead_letter), replayed_from
+        )
         self.metrics.actions.labels(
             command.action.type, result.outcome.value, reason_label(result.reason)
         ).inc()
@@ -552,6 +554,7 @@ class ActionRunner:
             value=message.value,
             reason=reason,
             error=error,
+            headers=message.headers,
         )
         await self.topics[DEAD_LETTERS.name].send(key=message.key, value=encode(letter), force=True)
         self.metrics.dead_letters.labels(message.topic).inc()

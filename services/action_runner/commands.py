@@ -68,6 +68,9 @@ class Handled:
 CONSENT_UNREADABLE = "consent_ledger_unavailable"
 # A send whose number's opt-out state could not be proved current: decided again later.
 CONSENT_PENDING = "consent_pending"
+# Definitions name an account the runner does not know (yet): dead-lettered, so that a replay
+# once the account is applied runs the action after all. Not a skip: nothing is lost.
+UNKNOWN_ACCOUNT = "unknown_account"
 
 
 def refuse(command: ActionCommand, now: datetime, reason: str) -> Handled:
@@ -101,6 +104,9 @@ def handle_command(
     workflow = definitions.workflow(command.account_id, command.workflow_id)
     if isinstance(action, SendSms):
         account = definitions.account(command.account_id)
+        if account is None:
+            failed = Decision(Verdict.FAIL, reason=UNKNOWN_ACCOUNT)
+            return _unknown_account(_send_outcome(command, action, failed, None, now), command)
         key = sms_key(command.account_id, command.workflow_id, command.enrollment_id, command.step)
         # Without a secret (tests of other things), links render as they are, untracked.
         links = (
@@ -129,12 +135,16 @@ def handle_command(
         return _finish(command, now, ActionOutcome.SKIPPED, SkipReason.WORKFLOW_DISABLED.value)
     account = definitions.account(command.account_id)
     if account is None:
-        handled = _finish(command, now, ActionOutcome.FAILED, "unknown_account")
-        handled.effects.dead_letter = f"unknown account {command.account_id!r}"
-        return handled
+        failed = _finish(command, now, ActionOutcome.FAILED, UNKNOWN_ACCOUNT)
+        return _unknown_account(failed, command)
     if isinstance(action, ManageSubscription):
         return _manage_subscription(command, action, account, consent, now)
     return _set_marketing_status(command, action, now)
+
+
+def _unknown_account(handled: Handled, command: ActionCommand) -> Handled:
+    handled.effects.dead_letter = f"unknown account {command.account_id!r}"
+    return handled
 
 
 def _manage_subscription(

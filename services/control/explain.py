@@ -41,7 +41,8 @@ from services.enroller.criteria import compile_filter
 # What each reason found on the topics means, in words; any other reason is shown as is.
 REASONS = {
     "workflow_disabled": "the workflow was turned off",
-    "sms_access_missing": "the account has no SMS access (or is not defined)",
+    "sms_access_missing": "the account has no SMS access",
+    "unknown_account": "the account was not defined yet (dead-lettered: replay it once applied)",
     "message_not_published": "the SMS message is missing, a draft, or not for workflows",
     "not_marketing_contact": "the contact is not a marketing contact (hs_marketable_status)",
     "not_subscribed": "the contact has no SMS subscription of that type",

@@ -274,6 +274,7 @@ class Enroller:
             value=message.value,
             reason=reason,
             error=error,
+            headers=message.headers,
         )
         metrics.DEAD_LETTERS.labels(_short(message.topic)).inc()
         metrics.RECORDS.labels(_short(message.topic), "dead_lettered").inc()

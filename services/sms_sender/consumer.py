@@ -157,6 +157,7 @@ class RequestConsumer:
                 value=record.value,  # type: ignore[attr-defined]
                 reason=exc.reason,
                 error=exc,
+                headers=record.headers,  # type: ignore[attr-defined]
             )
             return Job(partition, offset, dead_letter=letter)
         return Job(partition, offset, request=request)

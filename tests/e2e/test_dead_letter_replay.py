@@ -3,12 +3,15 @@
 A workflow of an account that is not defined yet: the action runner dead-letters the action
 it cannot run. Once the account is applied, ``smsflow dead-letters replay`` publishes the
 original command again, with its provenance header, once; a second run publishes nothing,
-and the replayed record does not come back as a new dead letter.
+and the replayed record does not come back as a new dead letter. The full cycle: a Send SMS
+dead-lettered for its missing account is sent exactly once after the account is applied and
+the dead letters are replayed.
 """
 
 from __future__ import annotations
 
 import json
+import urllib.request
 import uuid
 from pathlib import Path
 
@@ -16,13 +19,16 @@ import pytest
 import yaml
 
 from schemas.definitions import DefinitionApplied
-from schemas.topics import ACTIONS, DEFINITIONS
+from schemas.enrollment import EnrollmentDecision, EnrollmentEvent
+from schemas.sms import SmsRequest
+from schemas.topics import ACTIONS, DEFINITIONS, ENROLLMENT_EVENTS, SMS_REQUESTS
 from services.common.dead_letters import REPLAYED_FROM_HEADER
+from services.common.kafka import make_producer
 from services.control.topic_reader import read_topics
 from tests.e2e.definitions import account
 from tests.e2e.stack import Stack
 from tests.integration.control.dashboard_process import get_json
-from tests.support import produce
+from tests.support import produce, read_models
 
 pytestmark = pytest.mark.e2e
 
@@ -105,3 +111,130 @@ def test_a_dead_letter_is_replayed_once_after_the_cause_is_fixed(
     dashboard = f"http://127.0.0.1:{stack.env['SMSFLOW_DASHBOARD_PORT']}/api/state"
     counts = stack.wait(lambda: get_json(dashboard)["dead_letters"], "the dashboard's counts")
     assert counts.get("action-runner actions", 0) >= 1
+
+
+def subscribe_and_send(account_id: str) -> dict[str, object]:
+    return yaml.safe_load(
+        f"""
+apiVersion: smsflow/v1
+kind: Workflow
+metadata: {{id: welcome-sms, account: {account_id}}}
+spec:
+  enabled: true
+  enrollment:
+    criteria: [[{{property: lifecyclestage, operator: eq, value: customer}}]]
+  actions:
+    - {{type: manage_subscription, channel: sms, subscription_type: sms-marketing,
+       status: subscribed, legal_basis: CONSENT_WITH_NOTICE,
+       legal_basis_explanation: "Ticked the SMS box at checkout",
+       processing_legal_basis: PROCESS_AND_STORE}}
+    - {{type: send_sms, message: welcome}}
+"""
+    )
+
+
+REPLAYED_ACTIONS = "smsflow_action_runner_replayed_actions_total "
+
+
+def runner_replays(stack: Stack) -> float:
+    """The runner's count of commands answered from its table (copies not run again)."""
+    metrics = f"http://127.0.0.1:{stack.env['SMSFLOW_ACTION_RUNNER_PORT']}/metrics"
+    with urllib.request.urlopen(metrics, timeout=10) as response:
+        text = response.read().decode()
+    (line,) = (x for x in text.splitlines() if x.startswith(REPLAYED_ACTIONS))
+    return float(line.split()[-1])
+
+
+def test_a_send_dead_lettered_for_its_missing_account_is_sent_once_after_a_replay(
+    stack: Stack, tmp_path: Path
+) -> None:
+    account_id = f"miss{uuid.uuid4().hex[:6]}"
+    # The message and the workflow arrive, their account not yet (as in a race, or after the
+    # account's apply was rolled back): apply would refuse them, so they go to the topic.
+    welcome = yaml.safe_load(account(account_id).split("---")[1])
+    produce(
+        stack.settings,
+        DEFINITIONS,
+        [
+            DefinitionApplied.model_validate({"document": document})
+            for document in (welcome, subscribe_and_send(account_id))
+        ],
+    )
+    stack.emit(
+        account_id,
+        "c1",
+        "firstname=Aino",
+        "mobilephone=040 333 0001",
+        "hs_marketable_status=true",
+        "lifecyclestage=customer",
+    )
+
+    def mine() -> list[dict[str, object]]:
+        return [r for r in letters(stack) if str(r["key"]).startswith(account_id)]
+
+    # (1) Both actions fail for the missing account: dead letters, not a permanent skip.
+    dead = stack.wait(lambda: len(mine()) == 2 and mine(), "both actions' dead letters")
+    assert {r["service"] for r in dead} == {"action-runner"}
+    assert all(f"unknown account '{account_id}'" in str(r["reason"]) for r in dead)
+    assert [r["state"] for r in dead] == ["replayable", "replayable"]
+
+    def completed() -> list[EnrollmentEvent]:
+        events = read_models(stack.settings, ENROLLMENT_EVENTS, EnrollmentEvent)
+        return [
+            e
+            for e in events
+            if e.account_id == account_id and e.decision is EnrollmentDecision.COMPLETED
+        ]
+
+    # A failed action moves the enrollment on (HubSpot logs an action error): it ends.
+    stack.wait(completed, "the enrollment to end after its failed actions")
+
+    # (2) The account is applied.
+    applied = stack.apply(tmp_path, account(account_id).split("---")[0])
+    assert applied.returncode == 0, applied.stderr
+
+    # (3) A replay runs both commands again, in order: subscribed, then sent exactly once.
+    first = stack.smsflow("dead-letters", "replay", "--service", "action-runner", "--since", "1h")
+    assert first.returncode == 0, first.stderr
+    said = " ".join(first.stdout.split())
+    assert all(f"replay {r['dead_letter']}" in said for r in dead), first.stdout
+
+    def gateway_messages() -> list[dict[str, object]]:
+        return [m for m in stack.gateway_messages() if f"({account_id})" in str(m["body"])]
+
+    (sms,) = stack.wait(gateway_messages, "the replayed SMS at the gateway")
+    assert sms["to"] == "+358403330001"
+
+    def requests() -> list[SmsRequest]:
+        found = read_models(stack.settings, SMS_REQUESTS, SmsRequest)
+        return [r for r in found if r.account_id == account_id]
+
+    assert len(requests()) == 1
+    assert [r["state"] for r in mine()] == ["replayed", "replayed"]  # no new dead letter
+
+    # A second replay publishes nothing.
+    commands = read_topics(stack.settings, [stack.settings.topic(ACTIONS)], key=f"{account_id}:c1")
+    copies = [r for r in commands if dict(r.headers).get(REPLAYED_FROM_HEADER)]
+    assert len(copies) == 2
+    second = stack.smsflow("dead-letters", "replay", "--service", "action-runner", "--since", "1h")
+    assert second.returncode == 0, second.stderr
+    assert all(f"replay {r['dead_letter']}" not in " ".join(second.stdout.split()) for r in dead)
+    again = read_topics(stack.settings, [stack.settings.topic(ACTIONS)], key=f"{account_id}:c1")
+    assert len(again) == len(commands)
+
+    # The same replayed Send SMS delivered twice (at-least-once) is not run twice.
+    (send,) = (c for c in copies if b'"send_sms"' in (c.value or b""))
+    before = runner_replays(stack)
+    producer = make_producer(stack.settings)
+    try:
+        producer.send(
+            send.topic,
+            key=(send.key or "").encode(),
+            value=send.value,
+            headers=list(send.headers),
+        ).get(timeout=30)
+    finally:
+        producer.close()
+    stack.wait(lambda: runner_replays(stack) > before, "the runner to answer the copy")
+    assert len(requests()) == 1
+    assert len(gateway_messages()) == 1

@@ -25,6 +25,7 @@ from tests.unit.action_runner.defs import (
     NOON,
     SUBSCRIBED,
     Defs,
+    account,
     command,
     message,
     workflow,
@@ -278,3 +279,28 @@ def test_an_unreadable_ledger_refuses_a_subscription_change() -> None:
     )
     assert topics(handled) == ["action-results"]
     assert handled.consent_change is None
+
+
+def test_a_send_of_an_unknown_account_fails_and_dead_letters() -> None:
+    handled = handle_command(command(), Defs(accounts={}), SUBSCRIBED, NOON)
+    assert (handled.result.outcome, handled.result.reason) == (
+        ActionOutcome.FAILED,
+        "unknown_account",
+    )
+    assert handled.effects.dead_letter == "unknown account 'acme'"
+    assert topics(handled) == ["sms-status", "action-results"]  # no request
+    status = handled.effects.emissions[0].event
+    assert isinstance(status, SmsStatusEvent)
+    assert (status.status, status.reason) == (SmsStatus.FAILED, "unknown_account")
+    assert handled.sent is None
+
+
+def test_a_send_of_an_account_without_sms_access_is_skipped_not_dead_lettered() -> None:
+    handled = handle_command(
+        command(), Defs(accounts={"acme": account(sms_access=False)}), SUBSCRIBED, NOON
+    )
+    assert (handled.result.outcome, handled.result.reason) == (
+        ActionOutcome.SKIPPED,
+        "sms_access_missing",
+    )
+    assert handled.effects.dead_letter is None
