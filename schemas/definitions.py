@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
+from collections.abc import Iterator, Sequence
 from datetime import time
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 from schemas.envelope import E164, Event, Id
 from schemas.subscriptions import LegalBasis
@@ -156,8 +166,15 @@ class EnrollmentSpec(Strict):
 
 # ---------------------------------------------------------------- Workflow: actions
 
+# A8: an action's stable id, unique in its workflow; derived from its content when absent.
+ActionId = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[a-z0-9-]+$")]
 
-class ManageSubscription(Strict):
+
+class _Action(Strict):
+    id: ActionId | None = None
+
+
+class ManageSubscription(_Action):
     type: Literal["manage_subscription"] = "manage_subscription"
     channel: Literal["sms"] = "sms"
     subscription_type: Id
@@ -176,12 +193,12 @@ class ManageSubscription(Strict):
         return self
 
 
-class SetMarketingContactStatus(Strict):
+class SetMarketingContactStatus(_Action):
     type: Literal["set_marketing_contact_status"] = "set_marketing_contact_status"
     marketing: bool
 
 
-class Delay(Strict):
+class Delay(_Action):
     type: Literal["delay"] = "delay"
     days: int = Field(default=0, ge=0)
     hours: int = Field(default=0, ge=0)
@@ -203,7 +220,7 @@ class Delay(Strict):
         return ((self.days * 24 + self.hours) * 60 + self.minutes) * 60 + self.seconds
 
 
-class SendSms(Strict):
+class SendSms(_Action):
     type: Literal["send_sms"] = "send_sms"
     message: Id
 
@@ -212,6 +229,59 @@ Action = Annotated[
     ManageSubscription | SetMarketingContactStatus | Delay | SendSms,
     Field(discriminator="type"),
 ]
+
+
+def walk_actions(actions: Sequence[Action]) -> Iterator[Action]:
+    """Every action of a list, nested ones included, in the order they are written."""
+    yield from actions
+
+
+def action_ids(actions: Sequence[Action]) -> list[str]:
+    """The stable id of every action of ``walk_actions(actions)``, in that order.
+
+    An ``id`` written by the author is kept. Otherwise the id is the action's type and a
+    digest of its content (``send-sms-1a2b3c4d``), never its position, so inserting or
+    removing other actions leaves it alone; identical actions get ``-2``, ``-3`` in the
+    order they are written, and a derived id never takes one an author wrote.
+    """
+    walked = list(walk_actions(actions))
+    taken = {action.id for action in walked if action.id is not None}
+    repeats: dict[str, int] = {}
+    ids: list[str] = []
+    for action in walked:
+        if action.id is not None:
+            ids.append(action.id)
+            continue
+        base = derived_action_id(action)
+        candidate = base
+        while candidate in taken:
+            repeats[base] = repeats.get(base, 1) + 1
+            candidate = f"{base}-{repeats[base]}"
+        taken.add(candidate)
+        ids.append(candidate)
+    return ids
+
+
+def derived_action_id(action: Action) -> str:
+    """``{type}-{8 hex digits of the content}``; fields left at their defaults do not count,
+    so a field added to the model later does not change the ids of existing workflows."""
+    content = action.model_dump(mode="json", exclude={"id"}, exclude_defaults=True)
+    text = json.dumps([action.type, content], sort_keys=True, separators=(",", ":"))
+    digest = hashlib.blake2b(text.encode(), digest_size=4).hexdigest()
+    return f"{action.type.replace('_', '-')}-{digest}"
+
+
+def duplicate_action_ids(actions: Sequence[Action]) -> list[str]:
+    """Ids written more than once in one workflow, in the order they first repeat."""
+    seen: set[str] = set()
+    repeated: list[str] = []
+    for action in walk_actions(actions):
+        if action.id is None:
+            continue
+        if action.id in seen and action.id not in repeated:
+            repeated.append(action.id)
+        seen.add(action.id)
+    return repeated
 
 
 class ObjectType(StrEnum):
@@ -227,6 +297,15 @@ class WorkflowSpec(Strict):
     enrollment: EnrollmentSpec = Field(default_factory=EnrollmentSpec)
     suppression: Criteria = Field(default_factory=list)
     actions: list[Action] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique_action_ids(self) -> WorkflowSpec:
+        repeated = duplicate_action_ids(self.actions)
+        if repeated:
+            raise ValueError(
+                f"action id {repeated[0]!r} is used by more than one action of this workflow"
+            )
+        return self
 
     @model_validator(mode="after")
     def _contact_only_actions(self) -> WorkflowSpec:

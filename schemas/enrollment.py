@@ -21,8 +21,17 @@ def enrollment_id(account_id: str, workflow_id: str, contact_id: str, sequence: 
     return f"{account_id}/{workflow_id}/{contact_id}/{sequence}"
 
 
-def action_id(enrollment: str, step: int) -> str:
+def action_id(enrollment: str, step: str) -> str:
+    """One action of one enrollment: ``{enrollment_id}#{the workflow action's stable id}``."""
     return f"{enrollment}#{step}"
+
+
+def step_of(action: str, enrollment: str) -> str | None:
+    """The workflow action's id inside an ``action_id`` of ``enrollment``; None when it is
+    not one of that enrollment's."""
+    prefix = f"{enrollment}#"
+    step = action.removeprefix(prefix)
+    return step if action.startswith(prefix) and step else None
 
 
 class EnrollmentEvent(Event):

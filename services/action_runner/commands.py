@@ -166,7 +166,7 @@ def _send_sms(
         now=now,
         max_segments=max_segments,
     )
-    key = sms_key(command.account_id, command.workflow_id, command.enrollment_id, command.step)
+    key = sms_key(command.account_id, command.workflow_id, command.enrollment_id, command.step_id)
     outcome, status = {
         Verdict.SEND: (ActionOutcome.DONE, SmsStatus.QUEUED),
         Verdict.SKIP: (ActionOutcome.SKIPPED, SmsStatus.SKIPPED),

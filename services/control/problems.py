@@ -112,6 +112,14 @@ def _from_error(source: SourceDocument, error: Any) -> Problem:
             "manage_subscription is only allowed in contact workflows",
             "set spec.object_type: contact, or remove this action",
         )
+    if "is used by more than one action" in message:
+        return problem(
+            source,
+            (*path, "actions"),
+            message,
+            "give each action an id of its own ([a-z0-9-]), or leave id out to have one "
+            "derived from the action's content",
+        )
     if kind == "enum" or kind == "literal_error":
         return problem(source, path, message, f"use one of the listed values for '{field}'")
     return problem(source, path, message, f"correct '{field_text(path) or 'the document'}'")

@@ -4,9 +4,11 @@ One agent (``enroll_contacts``) reads ``contact-changes`` and ``action-results``
 both are keyed by contact and co-partitioned, so every record of a contact is handled by
 one task, in order, with that contact's state (table ``contacts``) on the same partition.
 A timer (``fire_timers``) ends due delays and deferrals, re-sends commands after a restart
-and runs ``enroll_existing`` scans; it writes the same table, which is safe because every
-read-modify-write of a contact happens without an ``await`` in between and the table
-partitions by key (``use_partitioner``), exactly like the producers of the source topics.
+and runs ``enroll_existing`` scans; it writes the same table, which is safe because each
+contact's read, decision, sends and write happen while its key is held (``KeyGuard``) and
+the table partitions by key (``use_partitioner``), exactly like the producers of the source
+topics. Outputs are sent before the state is written: a send that fails leaves the state
+as it was, so the record (or the timer) is handled again rather than its outputs lost.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from services.common.logging import get_logger
 from . import metrics
 from .definitions import Definitions
 from .engine import ContactEngine, InvalidRecord
+from .guard import KeyGuard
 from .inbound import decode_inbound
 from .partitioning import in_stream, on_partition, partition_of
 from .retries import retrying
@@ -50,6 +53,7 @@ class Enroller:
         self.definitions = definitions
         self.partitions = partitions
         self.timers = TimerQueue()
+        self.guard = KeyGuard()
         self.upkeep = Upkeep(self)
         self._counters: dict[str, Any] = {}
         self.app = self._make_app()
@@ -171,10 +175,10 @@ class Enroller:
         """One record of either source topic; never raises (faust would skip it silently).
 
         A record that can never be applied is dead-lettered at once. Anything else (a
-        producer hiccup, a bug) is retried in place a few times first. Applying and storing
-        is one synchronous step (a failed table write leaves the stored state untouched),
-        so it can be retried whole; sending is retried on its own afterwards, re-sending
-        the same events with the same ids rather than deciding again.
+        producer hiccup, a bug) is retried in place a few times first. Deciding reads the
+        state and writes nothing; sending is retried on its own afterwards, re-sending the
+        same events with the same ids rather than deciding again, and the state is written
+        only once they are out: a record dead-lettered after all leaves it untouched.
         """
         message = event.message
         started = time.perf_counter()
@@ -188,9 +192,11 @@ class Enroller:
             key=key,
         )
         try:
-            handled, engine = await retrying(lambda: self._apply(key, message.topic, message.value))
-            if engine.effects.events or engine.effects.commands:
-                await retrying(lambda: self.emit(engine))
+            async with self.guard.hold(key or ""):
+                handled, engine = await retrying(
+                    lambda: self._apply(key, message.topic, message.value)
+                )
+                await retrying(lambda: self.commit(engine))
         except (DecodeError, InvalidRecord) as exc:
             await self._dead_letter(event, exc.reason, exc)
             return
@@ -216,7 +222,6 @@ class Enroller:
         else:
             engine.apply_result(record)
             handled = "result_applied"
-        self.store(engine)
         return handled, engine
 
     def _handled_counter(self, topic: str) -> Any:
@@ -253,6 +258,16 @@ class Enroller:
             with on_partition(partition_of(engine.key, self.partitions)):
                 self.contacts[engine.key.encode()] = raw
         self.timers.schedule(engine.key, engine.state.next_due())
+
+    async def commit(self, engine: ContactEngine) -> None:
+        """Send the outputs (once, however often this is retried), then write the state.
+
+        Call it while holding the contact's key (``guard``)."""
+        effects = engine.effects
+        if not effects.sent and (effects.events or effects.commands):
+            await self.emit(engine)
+        effects.sent = True
+        self.store(engine)
 
     async def emit(self, engine: ContactEngine) -> None:
         raw_key = engine.key.encode()

@@ -36,6 +36,7 @@ class Effects:
     events: list[EnrollmentEvent] = field(default_factory=list)
     notes: list[Note] = field(default_factory=list)
     dirty: bool = False  # the contact's state changed and must be written
+    sent: bool = False  # the commands and events are out (so a retried write sends none)
 
     def note(self, event: str, **fields: Any) -> None:
         self.notes.append(Note(event, fields))

@@ -16,7 +16,13 @@ from datetime import UTC, datetime
 from schemas.actions import ActionCommand, ActionOutcome, ActionResult
 from schemas.contacts import ContactChange, PropertyValue
 from schemas.definitions import Delay, ManageSubscription, SetMarketingContactStatus
-from schemas.enrollment import EnrollmentDecision, EnrollmentEvent, action_id, enrollment_id
+from schemas.enrollment import (
+    EnrollmentDecision,
+    EnrollmentEvent,
+    action_id,
+    enrollment_id,
+    step_of,
+)
 
 from . import rules
 from .delays import delay_end
@@ -131,16 +137,16 @@ class ContactEngine:
         if result.contact_change is not None:
             self.apply_change(result.contact_change)
         enrollment = self.state.enrollments.get(result.workflow_id)
+        workflow = self.index.workflow(self.account_id, result.workflow_id)
         if (
             enrollment is None
             or enrollment.status is not Status.AWAITING
-            or enrollment.step != result.step
             or self._enrollment_id(result.workflow_id, enrollment) != result.enrollment_id
+            or not self._is_current(workflow, enrollment, result)
         ):
             self.effects.note("result_ignored", action=result.action_id, reason="not_pending")
             return
         self.effects.dirty = True
-        workflow = self.index.workflow(self.account_id, result.workflow_id)
         cause = result.event_id
         if result.outcome is ActionOutcome.DEFERRED:
             retry_at = result.retry_at.timestamp() if result.retry_at else None
@@ -153,7 +159,7 @@ class ContactEngine:
         if result.outcome is ActionOutcome.FAILED:
             # HubSpot logs an action error and moves the enrollment on to the next action.
             self.effects.note("action_failed", action=result.action_id, reason=result.reason)
-        self._advance(result.workflow_id, workflow, enrollment, result.step + 1, cause)
+        self._finish_step(result.workflow_id, workflow, enrollment, cause)
 
     def fire_due(self) -> None:
         """Ends the delays and deferrals whose time has come."""
@@ -162,18 +168,24 @@ class ContactEngine:
                 continue
             self.effects.dirty = True
             workflow = self.index.workflow(self.account_id, workflow_id)
+            self._locate(workflow, enrollment)
             cause = f"timer:{enrollment.sequence}:{enrollment.step}:{enrollment.attempt}"
             enrollment.due = None
             if enrollment.status is Status.DELAYED:
-                self._advance(workflow_id, workflow, enrollment, enrollment.step + 1, cause)
-            else:  # DEFERRED: the same action again, with a fresh contact snapshot
+                self._finish_step(workflow_id, workflow, enrollment, cause)
+            elif workflow is not None and workflow.plan.step(str(enrollment.step)) is not None:
+                # DEFERRED: the same action again, with a fresh contact snapshot
                 self._advance(
                     workflow_id,
                     workflow,
                     enrollment,
-                    enrollment.step,
+                    str(enrollment.step),
                     cause,
                     enrollment.attempt + 1,
+                )
+            else:  # DEFERRED at an action a revision removed: it is not run
+                self._advance(
+                    workflow_id, workflow, enrollment, self._after(workflow, enrollment), cause
                 )
 
     def enroll_existing(self, workflow: CompiledWorkflow) -> None:
@@ -195,14 +207,24 @@ class ContactEngine:
 
         The command may have been lost with the process that wrote the state; the copy has
         the same ``action_id`` and ``event_id``, and a second result is ignored as stale.
+        An action that a revision removed meanwhile is not re-sent: the enrollment carries
+        on as if it had been skipped (a copy that did arrive still runs, once).
         """
-        for workflow_id, enrollment in self.state.enrollments.items():
+        for workflow_id, enrollment in list(self.state.enrollments.items()):
             if enrollment.status is not Status.AWAITING:
                 continue
             workflow = self.index.workflow(self.account_id, workflow_id)
-            if workflow is None or enrollment.step >= len(workflow.actions):
+            if workflow is None:
                 continue  # the next timer, result or change ends it
-            self.effects.commands.append(self._command(workflow, enrollment))
+            self._locate(workflow, enrollment)
+            if workflow.plan.step(str(enrollment.step)) is not None:
+                self.effects.commands.append(self._command(workflow, enrollment))
+                continue
+            self.effects.dirty = True
+            cause = f"removed:{enrollment.sequence}:{enrollment.step}:{workflow.revision}"
+            self._advance(
+                workflow_id, workflow, enrollment, self._after(workflow, enrollment), cause
+            )
 
     # ------------------------------------------------------------ decisions
 
@@ -211,7 +233,7 @@ class ContactEngine:
         if verdict.enrolls:
             sequence = self.state.sequences.get(wid, 0) + 1
             self.state.sequences[wid] = sequence
-            enrollment = Enrollment(sequence=sequence, step=0, status=Status.AWAITING)
+            enrollment = Enrollment(sequence=sequence, step="", status=Status.AWAITING)
             self.state.enrollments[wid] = enrollment
             self.effects.dirty = True
             decision = (
@@ -220,7 +242,7 @@ class ContactEngine:
                 else EnrollmentDecision.REENROLLED
             )
             self._event(workflow, decision, verdict, cause, enrollment)
-            self._advance(wid, workflow, enrollment, 0, cause)
+            self._advance(wid, workflow, enrollment, workflow.plan.first, cause)
         elif verdict.kind is Kind.UNENROLL:
             self._end(wid, workflow, verdict, cause)
         else:
@@ -231,11 +253,12 @@ class ContactEngine:
         workflow_id: str,
         workflow: CompiledWorkflow | None,
         enrollment: Enrollment,
-        step: int,
+        step_id: str | None,
         cause: str,
         attempt: int = 1,
     ) -> None:
-        """Run the enrollment from ``step`` until an action is out, a delay waits, or it ends."""
+        """Run the enrollment from ``step_id`` until an action is out, a delay waits, or it
+        ends. An action this enrollment already finished is passed over (see ``plan``)."""
         properties = self.state.properties
         while True:
             stop = rules.before_step(workflow, properties)
@@ -243,26 +266,70 @@ class ContactEngine:
                 self._end(workflow_id, workflow, stop, cause)
                 return
             assert workflow is not None
-            if step >= len(workflow.actions):
+            step = None if step_id is None else workflow.plan.step(step_id)
+            if step is None:
                 self._complete(workflow, enrollment, cause)
                 return
-            action = workflow.actions[step]
-            enrollment.step, enrollment.attempt, enrollment.due = step, attempt, None
+            if step.id in enrollment.done:
+                step_id, attempt = step.next, 1
+                continue
+            action = step.action
+            enrollment.step, enrollment.attempt, enrollment.due = step.id, attempt, None
             if isinstance(action, Delay):
                 end = delay_end(action, properties, self.index.time_zone(self.account_id), self.now)
                 if end.due is not None:
                     enrollment.status, enrollment.due = Status.DELAYED, end.due
                     return
-                self.effects.note("delay_skipped", workflow=workflow_id, step=step, why=end.note)
+                self.effects.note("delay_skipped", workflow=workflow_id, step=step.id, why=end.note)
             elif isinstance(action, PROPERTY_WRITES) and not workflow.enabled:
                 self.effects.note(
-                    "action_skipped", workflow=workflow_id, step=step, reason="workflow_disabled"
+                    "action_skipped", workflow=workflow_id, step=step.id, reason="workflow_disabled"
                 )
             else:
                 enrollment.status = Status.AWAITING
                 self.effects.commands.append(self._command(workflow, enrollment))
                 return
-            step, attempt = step + 1, 1
+            enrollment.done.append(step.id)
+            step_id, attempt = step.next, 1
+
+    def _finish_step(
+        self,
+        workflow_id: str,
+        workflow: CompiledWorkflow | None,
+        enrollment: Enrollment,
+        cause: str,
+    ) -> None:
+        """The current action is over (its result is in, its delay ended): go on after it."""
+        if enrollment.step not in enrollment.done:
+            enrollment.done.append(str(enrollment.step))
+        self._advance(workflow_id, workflow, enrollment, self._after(workflow, enrollment), cause)
+
+    @staticmethod
+    def _after(workflow: CompiledWorkflow | None, enrollment: Enrollment) -> str | None:
+        return None if workflow is None else workflow.plan.after(enrollment.done)
+
+    @staticmethod
+    def _locate(workflow: CompiledWorkflow | None, enrollment: Enrollment) -> None:
+        """A record written before actions had ids holds a position: read it against the
+        current revision (the actions before it count as finished)."""
+        if not isinstance(enrollment.step, int) or workflow is None:
+            return
+        order = workflow.plan.order
+        position = enrollment.step
+        enrollment.done = list(order[:position])
+        enrollment.step = order[position] if position < len(order) else ""
+
+    def _is_current(
+        self, workflow: CompiledWorkflow | None, enrollment: Enrollment, result: ActionResult
+    ) -> bool:
+        """True when ``result`` is for the action the enrollment waits on."""
+        step = step_of(result.action_id, result.enrollment_id)
+        if isinstance(enrollment.step, int):  # a record and a result from before ids
+            if step == str(enrollment.step):
+                self._locate(workflow, enrollment)
+                return True
+            return False
+        return step == enrollment.step
 
     def _complete(self, workflow: CompiledWorkflow, enrollment: Enrollment, cause: str) -> None:
         del self.state.enrollments[workflow.workflow_id]
@@ -292,7 +359,8 @@ class ContactEngine:
 
     def _command(self, workflow: CompiledWorkflow, enrollment: Enrollment) -> ActionCommand:
         enrollment_key = self._enrollment_id(workflow.workflow_id, enrollment)
-        step_id = action_id(enrollment_key, enrollment.step)
+        step = workflow.plan.steps[str(enrollment.step)]
+        step_id = action_id(enrollment_key, step.id)
         # Built without re-validation: every field comes from validated definitions and state.
         return ActionCommand.model_construct(
             event_id=derived_id("command", step_id, enrollment.attempt),
@@ -303,9 +371,9 @@ class ContactEngine:
             workflow_id=workflow.workflow_id,
             workflow_revision=workflow.revision,
             enrollment_id=enrollment_key,
-            step=enrollment.step,
+            step=step.position,
             attempt=enrollment.attempt,
-            action=workflow.actions[enrollment.step],
+            action=step.action,
             contact=dict(self.state.properties),
         )
 
@@ -353,10 +421,9 @@ class ContactEngine:
                 f"enrollment_id {result.enrollment_id!r} is not an enrollment of "
                 f"{self.key} in {result.workflow_id}"
             )
-        if result.action_id != action_id(result.enrollment_id, result.step):
+        if step_of(result.action_id, result.enrollment_id) is None:
             raise InvalidRecord(
-                f"action_id {result.action_id!r} is not step {result.step} "
-                f"of {result.enrollment_id}"
+                f"action_id {result.action_id!r} is not an action of {result.enrollment_id}"
             )
         change = result.contact_change
         if change is not None and (change.account_id, change.contact_id) != (

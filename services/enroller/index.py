@@ -12,9 +12,10 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from schemas.contacts import PropertyValue
-from schemas.definitions import Action, ObjectType, Workflow
+from schemas.definitions import ObjectType, Workflow
 
 from .criteria import CompiledCriteria, compile_criteria
+from .plan import Plan, compile_plan
 from .values import as_text
 
 
@@ -29,7 +30,7 @@ class CompiledWorkflow:
     reenroll_on: frozenset[str]
     enroll_existing: bool
     unenroll_when_criteria_unmet: bool
-    actions: tuple[Action, ...]
+    plan: Plan  # the actions as steps addressed by their stable ids
 
     @property
     def properties(self) -> frozenset[str]:
@@ -54,7 +55,7 @@ def compile_workflow(workflow: Workflow, revision: int = 1) -> CompiledWorkflow:
         reenroll_on=frozenset(spec.enrollment.reenroll_on),
         enroll_existing=spec.enrollment.enroll_existing,
         unenroll_when_criteria_unmet=spec.enrollment.unenroll_when_criteria_unmet,
-        actions=tuple(spec.actions),
+        plan=compile_plan(spec.actions),
     )
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
@@ -27,10 +27,15 @@ class Status(StrEnum):
 @dataclass(slots=True)
 class Enrollment:
     sequence: int  # the n-th enrollment of this contact in this workflow (1-based)
-    step: int  # index of the current action
+    # The stable id of the current action (an int position in records written before
+    # actions had ids; the engine reads it against the current revision).
+    step: str | int
     status: Status
     attempt: int = 1
     due: float | None = None  # epoch seconds, for DELAYED and DEFERRED
+    # Ids of the actions this enrollment has finished, in order: never run again, and
+    # where it carries on when a revision removes its current action (see ``plan``).
+    done: list[str] = field(default_factory=list)
 
 
 class ContactState:
@@ -59,8 +64,7 @@ class ContactState:
         """Active enrollments by workflow id."""
         if self._enrollments is None:
             self._enrollments = {
-                workflow: Enrollment(seq, step, _STATUS[status], attempt, due)
-                for workflow, (seq, step, status, attempt, due) in self._raw_enrollments.items()
+                workflow: _decode_enrollment(raw) for workflow, raw in self._raw_enrollments.items()
             }
         return self._enrollments
 
@@ -130,13 +134,19 @@ def encode_state(state: ContactState) -> bytes:
             record["e"] = state._raw_enrollments
     elif state._enrollments:
         record["e"] = {
-            workflow: [e.sequence, e.step, e.status.value, e.attempt, e.due]
+            workflow: [e.sequence, e.step, e.status.value, e.attempt, e.due, e.done]
             for workflow, e in state._enrollments.items()
         }
     if state.sequences:
         record["n"] = state.sequences
     # pydantic-core's JSON (already a dependency) is about three times faster than json's.
     return pydantic_core.to_json(record)
+
+
+def _decode_enrollment(raw: list[Any]) -> Enrollment:
+    sequence, step, status, attempt, due = raw[:5]
+    done = raw[5] if len(raw) > 5 else []
+    return Enrollment(sequence, step, _STATUS[status], attempt, due, done)
 
 
 def decode_state(raw: bytes | None) -> ContactState | None:

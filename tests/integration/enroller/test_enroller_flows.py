@@ -126,7 +126,9 @@ def test_enroll_then_actions_in_order_then_completed(stack: Stack) -> None:
     subscribe = stack.command("order-1", 0)
     assert subscribe.action.type == "manage_subscription"
     assert subscribe.enrollment_id == "acme/order-flow/order-1/1"
-    assert subscribe.action_id == "acme/order-flow/order-1/1#0"
+    # A8: the workflow action's stable id, derived from its content (no id was written).
+    assert subscribe.action_id == f"acme/order-flow/order-1/1#{subscribe.action.id}"
+    assert str(subscribe.action.id).startswith("manage-subscription-")
     stack.actions.settle(1.0)
     assert len(stack.commands_of("order-1")) == 1  # nothing runs ahead of a result
 

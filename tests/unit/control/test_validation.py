@@ -208,3 +208,13 @@ def test_two_accounts_may_not_share_a_sender_number() -> None:
     assert "already the sender of account 'acme'" in found.message
     other["spec"]["sender"] = "+358451234568"
     assert validate(sources(other), published(account()))[1] == []
+
+
+def test_an_action_id_used_twice_in_one_workflow() -> None:
+    doc = workflow()
+    doc["spec"]["actions"][0]["id"] = "first"
+    doc["spec"]["actions"][3]["id"] = "first"
+    found = only(validate(sources(account(), message(), doc), Catalog())[1])
+    assert found.field == "spec.actions"
+    assert "'first' is used by more than one action" in found.message
+    assert "id of its own" in found.fix

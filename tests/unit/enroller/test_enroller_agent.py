@@ -19,6 +19,7 @@ from services.common.codec import decode, encode
 from services.enroller.app import Enroller
 from services.enroller.partitioning import partition_of
 from services.enroller.settings import EnrollerSettings
+from services.enroller.state import ContactState
 from tests.unit.enroller.builders import change, definitions, result, workflow
 
 
@@ -96,7 +97,8 @@ async def test_one_log_line_per_record_without_phone_numbers(harness: Harness) -
         await harness.put(b"{not json", b"acme:1")
     assert [line["event"] for line in logs] == ["change_applied", "record_dead_lettered"]
     assert logs[0]["decisions"] == ["enrolled:welcome-flow:criteria_met"]
-    assert logs[0]["dispatched"] == ["acme/welcome-flow/1001/1#0"]
+    [dispatched] = logs[0]["dispatched"]
+    assert dispatched.startswith("acme/welcome-flow/1001/1#manage-subscription-")
     assert "+358401234567" not in str(logs)
 
 
@@ -183,3 +185,38 @@ def test_timer_writes_stand_in_for_an_event_of_the_keys_partition() -> None:
         assert event is not None
         assert event.message.partition == 4
     assert faust.streams.current_event() is None
+
+
+@pytest.mark.asyncio
+async def test_a_timer_whose_send_fails_keeps_its_state_and_fires_again(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The timer sends before it writes: a failed send is retried later, never lost."""
+    monkeypatch.setattr("services.enroller.retries.PAUSE_S", 0.0)
+    enroller = harness.enroller
+    customer = change(lifecyclestage="customer")
+    key = customer.key
+    await harness.put(encode(customer), key.encode())
+    for _ in range(2):  # subscribe, then marketing status; then the 5-minute delay
+        await harness.until(lambda: len(harness.commands()) > 0)
+        await harness.put(encode(result(harness.commands()[-1])), key.encode())
+    await harness.until(lambda: (enroller.load(key) or ContactState()).next_due() is not None)
+    before = enroller.load(key)
+    assert before is not None
+    due = before.next_due()
+    assert due is not None
+
+    enroller.actions.send = AsyncMock(side_effect=RuntimeError("broker down"))
+    await enroller.upkeep.fire(key, due)
+    assert enroller.load(key) == before  # nothing written
+    assert enroller.timers.pop_due(due + 1.0) == [key]  # and it is due again shortly
+
+    enroller.actions.send = AsyncMock()
+    await enroller.upkeep.fire(key, due + 1.0)
+    [(_, value)] = [
+        (c.kwargs["key"], c.kwargs["value"]) for c in enroller.actions.send.await_args_list
+    ]
+    assert decode(ActionCommand, value).action.type == "send_sms"
+    after = enroller.load(key)
+    assert after is not None
+    assert after.next_due() is None
