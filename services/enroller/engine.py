@@ -28,6 +28,7 @@ from . import rules
 from .delays import delay_end
 from .effects import Effects, derived_id
 from .index import CompiledWorkflow, WorkflowIndex
+from .recency import FUTURE_TOLERANCE_S, stamp_of, wins
 from .rules import Kind, Reason, Verdict
 from .state import ContactState, Enrollment, Status, split_key
 
@@ -69,10 +70,16 @@ class ContactEngine:
     # ------------------------------------------------------------ entry points
 
     def apply_change(self, change: ContactChange) -> None:
+        """A contact change; each property it lists is applied only when the change is newer
+        than the property's last write (``recency``), so a replayed or late change never
+        regresses a value, and what it does not change enrolls no one."""
         if (change.account_id, change.contact_id) != (self.account_id, self.contact_id):
             raise InvalidRecord(
                 f"change for {change.account_id}:{change.contact_id} under key {self.key}"
             )
+        stamp = stamp_of(change.occurred_at)
+        if stamp > (self.now + FUTURE_TOLERANCE_S) * 1_000_000:
+            raise InvalidRecord(f"occurred_at {change.occurred_at.isoformat()} is in the future")
         state = self.state
         existed = not state.deleted and bool(state.seen)
         if not state.remember(change.event_id, self.dedupe_window):
@@ -80,28 +87,40 @@ class ContactEngine:
             return
         self.effects.dirty = True
         cause = change.event_id
+        # A deletion ends whatever happened before it; a change older than the latest write
+        # cannot delete it, and a change not newer than a deletion cannot bring it back.
+        if stamp < (state.newest() if change.deleted else state.floor + 1):
+            self.effects.note("change_stale", change=change.event_id)
+            return
         if change.deleted:
             for workflow_id in list(state.enrollments):
                 workflow = self.index.workflow(self.account_id, workflow_id)
                 self._end(
                     workflow_id, workflow, Verdict(Kind.UNENROLL, Reason.CONTACT_DELETED), cause
                 )
-            state.properties = {}
+            state.properties, state.stamps, state.floor = {}, {}, stamp
             state.deleted = True
             return
         if not existed:
             state.deleted = False
-            state.properties = {}
-        properties = state.properties
+            state.properties, state.stamps = {}, {}
+        properties, stamps = state.properties, state.stamps
         old: dict[str, PropertyValue] = {}
+        stale: list[str] = []
         for name, value in change.properties.items():
             previous = properties.get(name)
+            if not wins(stamp, value, stamps.get(name), previous):
+                stale.append(name)
+                continue
+            stamps[name] = stamp
             if value is None:
                 properties.pop(name, None)
             else:
                 properties[name] = value
             if previous != value and name not in old:
                 old[name] = previous
+        if stale:
+            self.effects.note("properties_stale", change=change.event_id, properties=stale)
         candidates = self.index.candidates(
             self.account_id,
             old,

@@ -1,8 +1,10 @@
 """What the enroller remembers per contact, and its compact changelog encoding.
 
-One record per contact key holds the contact's properties, the ids of its latest changes
-(for de-duplication), its active enrollments and how many times it was enrolled in each
-workflow. Everything about one contact therefore changes in one table write.
+One record per contact key holds the contact's properties, when each was last written
+(the change's ``occurred_at``: an older change never overwrites a newer value), the ids of
+its latest changes (for de-duplication), its active enrollments and how many times it was
+enrolled in each workflow. Everything about one contact therefore changes in one table
+write.
 """
 
 from __future__ import annotations
@@ -42,7 +44,16 @@ class ContactState:
     """A contact's record. Enrollments are decoded only when a decision needs them, so a
     change that concerns no workflow costs a JSON round trip and little else."""
 
-    __slots__ = ("_enrollments", "_raw_enrollments", "deleted", "properties", "seen", "sequences")
+    __slots__ = (
+        "_enrollments",
+        "_raw_enrollments",
+        "deleted",
+        "floor",
+        "properties",
+        "seen",
+        "sequences",
+        "stamps",
+    )
 
     def __init__(
         self,
@@ -51,8 +62,15 @@ class ContactState:
         deleted: bool = False,
         enrollments: dict[str, Enrollment] | None = None,
         sequences: dict[str, int] | None = None,
+        stamps: dict[str, int] | None = None,
+        floor: int = 0,
     ) -> None:
         self.properties: dict[str, PropertyValue] = {} if properties is None else properties
+        # Per property (cleared ones too): the occurred_at, in epoch microseconds, of the
+        # change that last wrote it.
+        self.stamps: dict[str, int] = {} if stamps is None else stamps
+        # Changes at or before this moment (the latest deletion) are stale.
+        self.floor = floor
         self.seen: list[str] = [] if seen is None else seen  # digests of change ids, oldest first
         self.deleted = deleted
         self.sequences: dict[str, int] = {} if sequences is None else sequences
@@ -95,11 +113,17 @@ class ContactState:
             del self.seen[: len(self.seen) - window]
         return True
 
+    def newest(self) -> int:
+        """When the latest change that wrote anything here happened (epoch microseconds)."""
+        return max(self.stamps.values(), default=self.floor)
+
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, ContactState):
             return NotImplemented
         return (
             self.properties == other.properties
+            and self.stamps == other.stamps
+            and self.floor == other.floor
             and self.seen == other.seen
             and self.deleted == other.deleted
             and self.enrollments == other.enrollments
@@ -108,7 +132,8 @@ class ContactState:
 
     def __repr__(self) -> str:
         return (
-            f"ContactState(properties={self.properties!r}, seen={self.seen!r}, "
+            f"ContactState(properties={self.properties!r}, stamps={self.stamps!r}, "
+            f"floor={self.floor!r}, seen={self.seen!r}, "
             f"deleted={self.deleted!r}, enrollments={self.enrollments!r}, "
             f"sequences={self.sequences!r})"
         )
@@ -127,6 +152,10 @@ _STATUS = {status.value: status for status in Status}
 
 def encode_state(state: ContactState) -> bytes:
     record: dict[str, Any] = {"p": state.properties, "s": state.seen}
+    if state.stamps:
+        record["t"] = state.stamps
+    if state.floor:
+        record["f"] = state.floor
     if state.deleted:
         record["x"] = 1
     if state._enrollments is None:
@@ -158,6 +187,8 @@ def decode_state(raw: bytes | None) -> ContactState | None:
         seen=record.get("s", []),
         deleted=bool(record.get("x")),
         sequences=record.get("n", {}),
+        stamps=record.get("t", {}),
+        floor=record.get("f", 0),
     )
     state._enrollments = None
     state._raw_enrollments = record.get("e", {})

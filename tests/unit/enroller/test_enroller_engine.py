@@ -344,8 +344,9 @@ def _play(ops: list[tuple[str, object, bool]], twice: bool) -> Harness:
     clock = T0
     for number, (op, arg, flag) in enumerate(ops):
         if op == "change":
+            moment = datetime.fromtimestamp(T0 + number, UTC)  # part of the state: fixed
             record = change(lifecyclestage=arg, vip=flag).model_copy(
-                update={"event_id": f"c{number}"}
+                update={"event_id": f"c{number}", "occurred_at": moment}
             )
             for _ in range(1 + twice):
                 h.change(record)

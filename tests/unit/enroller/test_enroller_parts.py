@@ -27,10 +27,11 @@ props = st.dictionaries(
 enrollments = st.builds(
     Enrollment,
     sequence=st.integers(1, 9),
-    step=st.integers(0, 9),
+    step=st.one_of(st.integers(0, 9), st.text(alphabet="abc-0", min_size=1, max_size=8)),
     status=st.sampled_from(list(Status)),
     attempt=st.integers(1, 5),
     due=st.one_of(st.none(), st.floats(0, 2e9)),
+    done=st.lists(st.text(alphabet="abc-0", min_size=1, max_size=8), max_size=4),
 )
 states = st.builds(
     ContactState,
@@ -39,6 +40,8 @@ states = st.builds(
     deleted=st.booleans(),
     enrollments=st.dictionaries(st.text(min_size=1, max_size=5), enrollments, max_size=3),
     sequences=st.dictionaries(st.text(min_size=1, max_size=5), st.integers(1, 9), max_size=3),
+    stamps=st.dictionaries(st.text(min_size=1, max_size=8), st.integers(0, 2**53), max_size=4),
+    floor=st.integers(0, 2**53),
 )
 
 
