@@ -76,6 +76,17 @@ log = get_logger(__name__)
 Handler = Callable[[Any], Awaitable[None]]
 
 
+def store_options(settings: RunnerSettings) -> dict[str, Any] | None:
+    """RocksDB through rocksdict, with a bounded block cache (rocksdict's default is 2 GiB
+    per partition database)."""
+    if not settings.action_runner_store.startswith("rocksdb"):
+        return None
+    return {
+        "driver": "rocksdict",
+        "block_cache_size": settings.action_runner_rocksdb_cache_mb << 20,
+    }
+
+
 class ActionRunner:
     def __init__(
         self,
@@ -120,7 +131,7 @@ class ActionRunner:
         }
         for name in (PHONE_INDEX, CONSENT_COMMANDS):
             self.topics[name] = self._topic(f"{app_id}-{name}", partitions=partitions)
-        table = self.app.Table
+        table = self._table
         self.consent = table("consent-ledger", partitions=partitions, help="contact -> ledger")
         self.answered = table("answered-actions", partitions=partitions, help="action_id")
         self.contact_numbers = table("contact-numbers", partitions=partitions)
@@ -150,6 +161,10 @@ class ActionRunner:
         )
         self.app.task(self._watch_readiness)
         self._pages()
+
+    def _table(self, name: str, **kwargs: Any) -> Any:
+        # A dict of its own per table: faust's RocksDB store pops keys out of it.
+        return self.app.Table(name, options=store_options(self.settings), **kwargs)
 
     def _topic(self, name: str, partitions: int | None = None) -> Any:
         internal = partitions is not None

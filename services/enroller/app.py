@@ -68,7 +68,6 @@ class Enroller:
         self.actions = app.topic(settings.topic(ACTIONS), schema=RAW)
         self.events = app.topic(settings.topic(ENROLLMENT_EVENTS), schema=RAW)
         self.dead_letters = app.topic(settings.topic(DEAD_LETTERS), schema=RAW)
-        options = self._store_options()
         self.contacts = app.Table(
             "contacts",
             # Raw bytes both ways: a table derives its changelog serializers from these types,
@@ -77,7 +76,7 @@ class Enroller:
             value_type=bytes,
             partitions=partitions,
             use_partitioner=True,
-            options=options,
+            options=self._store_options(),  # its own: the store pops keys out of it
             help="Per contact: properties, recent change ids, enrollments.",
         )
         self.marks = app.Table(
@@ -88,7 +87,7 @@ class Enroller:
             value_type=bytes,
             partitions=partitions,
             use_partitioner=True,
-            options=options,
+            options=self._store_options(),  # its own: the store pops keys out of it
             help="Per partition: workflows acted on for enroll_existing.",
         )
         self.agent = app.agent(self.sources, name="enroll_contacts", concurrency=1)(
