@@ -61,6 +61,8 @@ class ActionResult(Event):
     outcome: ActionOutcome
     reason: str | None = None
     retry_at: AwareDatetime | None = None
+    # A branch action (run by the enroller, which records it here too): the path taken.
+    branch: str | None = None
     # A property write made by the action (also published on contact-changes with the same
     # event_id): the enroller applies it before dispatching the next step.
     contact_change: ContactChange | None = None

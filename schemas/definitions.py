@@ -198,6 +198,28 @@ class SetMarketingContactStatus(_Action):
     marketing: bool
 
 
+class Weekday(StrEnum):
+    MON = "mon"
+    TUE = "tue"
+    WED = "wed"
+    THU = "thu"
+    FRI = "fri"
+    SAT = "sat"
+    SUN = "sun"
+
+    @property
+    def number(self) -> int:
+        """Monday is 0, as ``date.weekday()``."""
+        return list(Weekday).index(self)
+
+
+class DelayUntil(Strict):
+    """The next instant that is ``time`` (on ``weekday``, else on any day), recipient time."""
+
+    weekday: Weekday | None = None
+    time: time
+
+
 class Delay(_Action):
     type: Literal["delay"] = "delay"
     days: int = Field(default=0, ge=0)
@@ -206,13 +228,17 @@ class Delay(_Action):
     seconds: int = Field(default=0, ge=0)
     # Wait until the date/time held by this contact property (skipped when it is in the past).
     until_property: str | None = None
+    # Wait until a day of the week and/or a time of day in the recipient's time zone.
+    until: DelayUntil | None = None
 
     @model_validator(mode="after")
     def _has_duration(self) -> Delay:
-        if self.until_property is None and not (
-            self.days or self.hours or self.minutes or self.seconds
-        ):
-            raise ValueError("delay needs days, hours, minutes, seconds or until_property")
+        if self.until is not None:
+            if self.until_property is not None or self.total_seconds:
+                raise ValueError("a delay with 'until' takes no other duration")
+            return self
+        if self.until_property is None and not self.total_seconds:
+            raise ValueError("delay needs days, hours, minutes, seconds, until or until_property")
         return self
 
     @property
@@ -225,15 +251,64 @@ class SendSms(_Action):
     message: Id
 
 
+DEFAULT_BRANCH = "default"  # the name the default path is reported by
+BranchName = Annotated[
+    str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
+]
+
+
+class BranchPath(Strict):
+    """One way out of a ``branch``: taken when its criteria match (an OR of AND-groups)."""
+
+    name: BranchName
+    criteria: Criteria = Field(min_length=1)
+    actions: list[Action] = Field(default_factory=list)
+
+
+class Branch(_Action):
+    """HubSpot's if/then branch: the first path whose criteria match the contact when the
+    branch is reached, else ``default``; the workflow goes on after the branch."""
+
+    type: Literal["branch"] = "branch"
+    branches: list[BranchPath] = Field(min_length=1)
+    default: list[Action] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _names_are_unique(self) -> Branch:
+        names = [path.name for path in self.branches]
+        if DEFAULT_BRANCH in names:
+            raise ValueError(f"branch name {DEFAULT_BRANCH!r} is reserved for the default path")
+        repeated = next((name for name in names if names.count(name) > 1), None)
+        if repeated is not None:
+            raise ValueError(f"branch name {repeated!r} is used twice in one branch")
+        return self
+
 Action = Annotated[
-    ManageSubscription | SetMarketingContactStatus | Delay | SendSms,
+    ManageSubscription | SetMarketingContactStatus | Delay | SendSms | Branch,
     Field(discriminator="type"),
 ]
+BranchPath.model_rebuild()
+Branch.model_rebuild()
 
 
 def walk_actions(actions: Sequence[Action]) -> Iterator[Action]:
     """Every action of a list, nested ones included, in the order they are written."""
-    yield from actions
+    for _, action in action_paths(actions):
+        yield action
+
+
+def action_paths(
+    actions: Sequence[Action], path: tuple[str | int, ...] = ("actions",)
+) -> Iterator[tuple[tuple[str | int, ...], Action]]:
+    """``(path, action)`` for every action, nested ones included, in the order they are
+    written; a path reads like ``("actions", 0, "branches", 1, "actions", 2)``."""
+    for index, action in enumerate(actions):
+        here = (*path, index)
+        yield here, action
+        if isinstance(action, Branch):
+            for number, branch in enumerate(action.branches):
+                yield from action_paths(branch.actions, (*here, "branches", number, "actions"))
+            yield from action_paths(action.default, (*here, "default"))
 
 
 def action_ids(actions: Sequence[Action]) -> list[str]:
@@ -266,6 +341,8 @@ def derived_action_id(action: Action) -> str:
     """``{type}-{8 hex digits of the content}``; fields left at their defaults do not count,
     so a field added to the model later does not change the ids of existing workflows."""
     content = action.model_dump(mode="json", exclude={"id"}, exclude_defaults=True)
+    if isinstance(action, Branch):  # its own decision only: nested actions have their ids
+        content = {"branches": [[b.get("name"), b.get("criteria")] for b in content["branches"]]}
     text = json.dumps([action.type, content], sort_keys=True, separators=(",", ":"))
     digest = hashlib.blake2b(text.encode(), digest_size=4).hexdigest()
     return f"{action.type.replace('_', '-')}-{digest}"
@@ -291,12 +368,44 @@ class ObjectType(StrEnum):
     TICKET = "ticket"
 
 
+class Goal(Strict):
+    """A contact meeting these criteria leaves the workflow at once (reason ``goal_met``)."""
+
+    criteria: Criteria = Field(min_length=1)
+
+
+class SendingWindow(Strict):
+    """Actions run only on ``days`` between ``start`` and ``end``, recipient local time;
+    outside it they wait (SMS status ``deferred``, reason ``sending_window``)."""
+
+    days: list[Weekday] = Field(default_factory=lambda: list(Weekday), min_length=1)
+    start: time
+    end: time
+
+    @model_validator(mode="after")
+    def _start_before_end(self) -> SendingWindow:
+        if self.start >= self.end:
+            raise ValueError("a sending window's start must be before its end (same day)")
+        return self
+
+
 class WorkflowSpec(Strict):
     object_type: ObjectType = ObjectType.CONTACT
     enabled: bool = False
     enrollment: EnrollmentSpec = Field(default_factory=EnrollmentSpec)
     suppression: Criteria = Field(default_factory=list)
+    goal: Goal | None = None
+    sending_window: SendingWindow | None = None
     actions: list[Action] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _contact_workflows_only(self) -> WorkflowSpec:
+        if self.object_type is not ObjectType.CONTACT:
+            raise ValueError(
+                f"object_type {self.object_type.value} is not supported: only contact "
+                "workflows enroll anyone until associations are modelled"
+            )
+        return self
 
     @model_validator(mode="after")
     def _unique_action_ids(self) -> WorkflowSpec:
@@ -307,16 +416,6 @@ class WorkflowSpec(Strict):
             )
         return self
 
-    @model_validator(mode="after")
-    def _contact_only_actions(self) -> WorkflowSpec:
-        if self.object_type is not ObjectType.CONTACT:
-            for index, action in enumerate(self.actions):
-                if isinstance(action, ManageSubscription):
-                    raise ValueError(
-                        f"actions[{index}]: manage_subscription is only allowed in contact "
-                        f"workflows (object_type is {self.object_type.value})"
-                    )
-        return self
 
 
 # ---------------------------------------------------------------- documents

@@ -14,6 +14,7 @@ class EnrollmentDecision(StrEnum):
     NOT_ENROLLED = "not_enrolled"
     UNENROLLED = "unenrolled"
     COMPLETED = "completed"
+    BRANCHED = "branched"  # a branch action chose a path (``branch``); the enrollment goes on
 
 
 def enrollment_id(account_id: str, workflow_id: str, contact_id: str, sequence: int) -> str:
@@ -43,7 +44,11 @@ class EnrollmentEvent(Event):
     decision: EnrollmentDecision
     enrollment_id: str | None = None
     sequence: int | None = None
-    reason: str | None = None  # e.g. "criteria_met", "suppressed", "already_enrolled"
+    reason: str | None = None  # e.g. "criteria_met", "suppressed", "goal_met", "branch:vip"
+    # For ``branched``: the branch action (``{enrollment_id}#{action id}``) and the path taken
+    # (a branch's name, or "default").
+    action_id: str | None = None
+    branch: str | None = None
 
     @property
     def key(self) -> str:

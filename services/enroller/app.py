@@ -22,7 +22,14 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from structlog.contextvars import bind_contextvars, clear_contextvars
 
 from schemas.contacts import ContactChange
-from schemas.topics import ACTION_RESULTS, ACTIONS, CONTACT_CHANGES, DEAD_LETTERS, ENROLLMENT_EVENTS
+from schemas.topics import (
+    ACTION_RESULTS,
+    ACTIONS,
+    CONTACT_CHANGES,
+    DEAD_LETTERS,
+    ENROLLMENT_EVENTS,
+    SMS_STATUS,
+)
 from services.common.aio_kafka import faust_broker, faust_credentials
 from services.common.codec import DecodeError, encode
 from services.common.dead_letters import dead_letter
@@ -36,6 +43,7 @@ from .guard import KeyGuard
 from .inbound import decode_inbound
 from .partitioning import in_stream, on_partition, partition_of
 from .retries import retrying
+from .rules import Reason
 from .settings import EnrollerSettings
 from .state import ContactState, decode_state, encode_state
 from .timers import TimerQueue
@@ -67,6 +75,9 @@ class Enroller:
         }
         self.actions = app.topic(settings.topic(ACTIONS), schema=RAW)
         self.events = app.topic(settings.topic(ENROLLMENT_EVENTS), schema=RAW)
+        # Branches taken, and SMS held by a sending window, are reported like the runner's.
+        self.results = app.topic(self.results_topic, schema=RAW)
+        self.statuses = app.topic(settings.topic(SMS_STATUS), schema=RAW)
         self.dead_letters = app.topic(settings.topic(DEAD_LETTERS), schema=RAW)
         self.contacts = app.Table(
             "contacts",
@@ -263,17 +274,24 @@ class Enroller:
 
         Call it while holding the contact's key (``guard``)."""
         effects = engine.effects
-        if not effects.sent and (effects.events or effects.commands):
+        if not effects.sent and effects.outputs:
             await self.emit(engine)
         effects.sent = True
         self.store(engine)
 
     async def emit(self, engine: ContactEngine) -> None:
         raw_key = engine.key.encode()
-        for decision in engine.effects.events:
+        effects = engine.effects
+        for decision in effects.events:
             metrics.DECISIONS.labels(decision.decision.value).inc()
+            if decision.reason == Reason.GOAL_MET.value:
+                metrics.GOALS_MET.labels(decision.account_id, decision.workflow_id).inc()
             await self.events.send(key=raw_key, value=encode(decision))
-        for command in engine.effects.commands:
+        for result in effects.results:
+            await self.results.send(key=raw_key, value=encode(result))
+        for status in effects.statuses:
+            await self.statuses.send(key=raw_key, value=encode(status))
+        for command in effects.commands:
             metrics.COMMANDS.labels(command.action.type).inc()
             await self.actions.send(key=raw_key, value=encode(command))
 

@@ -12,10 +12,17 @@ applied (and evaluated) like any contact change, so the next command sees it.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 from schemas.actions import ActionCommand, ActionOutcome, ActionResult
 from schemas.contacts import ContactChange, PropertyValue
-from schemas.definitions import Delay, ManageSubscription, SetMarketingContactStatus
+from schemas.definitions import (
+    Branch,
+    Delay,
+    ManageSubscription,
+    SendSms,
+    SetMarketingContactStatus,
+)
 from schemas.enrollment import (
     EnrollmentDecision,
     EnrollmentEvent,
@@ -23,11 +30,17 @@ from schemas.enrollment import (
     enrollment_id,
     step_of,
 )
+from schemas.sms import DEFERRED_SENDING_WINDOW, SmsStatus, SmsStatusEvent
+from services.action_runner.idempotency import sms_key
+from services.action_runner.phones import parse_number, raw_recipient
+from services.common.masking import mask_phone
 
 from . import rules
 from .delays import delay_end
 from .effects import Effects, derived_id
 from .index import CompiledWorkflow, WorkflowIndex
+from .local_time import NoCommonWindow, window_opening, zones_of
+from .plan import Step
 from .recency import FUTURE_TOLERANCE_S, stamp_of, wins
 from .rules import Kind, Reason, Verdict
 from .state import ContactState, Enrollment, Status, split_key
@@ -153,6 +166,9 @@ class ContactEngine:
 
     def apply_result(self, result: ActionResult) -> None:
         self._check_result(result)
+        if result.branch is not None:  # the enroller's own record of a branch it took
+            self.effects.note("branch_recorded", action=result.action_id)
+            return
         if result.contact_change is not None:
             self.apply_change(result.contact_change)
         enrollment = self.state.enrollments.get(result.workflow_id)
@@ -294,8 +310,15 @@ class ContactEngine:
                 continue
             action = step.action
             enrollment.step, enrollment.attempt, enrollment.due = step.id, attempt, None
-            if isinstance(action, Delay):
-                end = delay_end(action, properties, self.index.time_zone(self.account_id), self.now)
+            after = step.next
+            if isinstance(action, Branch):
+                # On the contact as it is now, property writes of earlier actions included.
+                way = step.choose(properties)
+                self._branched(workflow, enrollment, step, way.name, cause)
+                after = way.first
+            elif isinstance(action, Delay):
+                zones = self._zones() if action.until is not None else ()
+                end = delay_end(action, properties, self._time_zone, self.now, zones)
                 if end.due is not None:
                     enrollment.status, enrollment.due = Status.DELAYED, end.due
                     return
@@ -305,11 +328,38 @@ class ContactEngine:
                     "action_skipped", workflow=workflow_id, step=step.id, reason="workflow_disabled"
                 )
             else:
+                opens = self._window_opens(workflow)
+                if opens is not None:  # outside the sending window: wait for it, durably
+                    enrollment.status, enrollment.due = Status.DEFERRED, opens
+                    self._held_by_window(workflow, enrollment, step, opens)
+                    return
                 enrollment.status = Status.AWAITING
                 self.effects.commands.append(self._command(workflow, enrollment))
                 return
             enrollment.done.append(step.id)
-            step_id, attempt = step.next, 1
+            step_id, attempt = after, 1
+
+    # ------------------------------------------------------------ recipient time
+
+    @property
+    def _time_zone(self) -> str:
+        return self.index.time_zone(self.account_id)
+
+    def _zones(self) -> tuple[ZoneInfo, ...]:
+        """The recipient's possible zones, by the quiet-hours rules (see ``local_time``)."""
+        region = self.index.default_region(self.account_id)
+        return zones_of(self.state.properties, region, self._time_zone)
+
+    def _window_opens(self, workflow: CompiledWorkflow) -> float | None:
+        """None inside the workflow's sending window (or without one); else when it opens."""
+        window = workflow.window
+        if window is None:
+            return None
+        try:
+            opens = window_opening(self.moment, self._zones(), window)
+        except NoCommonWindow:  # zones a day apart: the account's zone decides
+            opens = window_opening(self.moment, (ZoneInfo(self._time_zone),), window)
+        return None if opens is None else opens.timestamp()
 
     def _finish_step(
         self,
@@ -404,18 +454,22 @@ class ContactEngine:
         cause: str,
         enrollment: Enrollment | None,
         workflow_id: str | None = None,
+        *,
+        reason: str | None = None,
+        action: str | None = None,
+        branch: str | None = None,
     ) -> None:
         wid = workflow.workflow_id if workflow is not None else workflow_id
         assert wid is not None
-        reason = None
         if verdict is not None:
             reason = verdict.reason.value
             if verdict.detail:
                 reason = f"{reason}:{verdict.detail}"
         enrollment_key = None if enrollment is None else self._enrollment_id(wid, enrollment)
+        parts = (self.key, wid, decision.value, cause) + (() if action is None else (action,))
         self.effects.events.append(
             EnrollmentEvent.model_construct(
-                event_id=derived_id("enrollment", self.key, wid, decision.value, cause),
+                event_id=derived_id("enrollment", *parts),
                 occurred_at=self.moment,
                 account_id=self.account_id,
                 contact_id=self.contact_id,
@@ -425,6 +479,74 @@ class ContactEngine:
                 enrollment_id=enrollment_key,
                 sequence=None if enrollment is None else enrollment.sequence,
                 reason=reason,
+                action_id=action,
+                branch=branch,
+            )
+        )
+
+    def _branched(
+        self, workflow: CompiledWorkflow, enrollment: Enrollment, step: Step, way: str, cause: str
+    ) -> None:
+        """A branch chose ``way``: said on enrollment-events and, like every action's
+        outcome, on action-results (the enroller ignores its own record when it reads it)."""
+        enrollment_key = self._enrollment_id(workflow.workflow_id, enrollment)
+        key = action_id(enrollment_key, step.id)
+        reason = f"branch:{way}"
+        self._event(
+            workflow,
+            EnrollmentDecision.BRANCHED,
+            None,
+            cause,
+            enrollment,
+            reason=reason,
+            action=key,
+            branch=way,
+        )
+        self.effects.results.append(
+            ActionResult.model_construct(
+                event_id=derived_id("branch", key),
+                occurred_at=self.moment,
+                action_id=key,
+                account_id=self.account_id,
+                contact_id=self.contact_id,
+                workflow_id=workflow.workflow_id,
+                enrollment_id=enrollment_key,
+                step=step.position,
+                outcome=ActionOutcome.DONE,
+                reason=reason,
+                branch=way,
+            )
+        )
+
+    def _held_by_window(
+        self, workflow: CompiledWorkflow, enrollment: Enrollment, step: Step, opens: float
+    ) -> None:
+        """An action waits for the sending window; an SMS says so on sms-status."""
+        enrollment_key = self._enrollment_id(workflow.workflow_id, enrollment)
+        key = action_id(enrollment_key, step.id)
+        self.effects.note("window_deferred", action=key, due=opens)
+        action = step.action
+        if not isinstance(action, SendSms):
+            return
+        region = self.index.default_region(self.account_id)
+        raw = raw_recipient(self.state.properties)
+        number = parse_number(raw, region)[0] if raw is not None else None
+        self.effects.statuses.append(
+            SmsStatusEvent.model_construct(
+                event_id=derived_id("window", key, enrollment.attempt),
+                occurred_at=self.moment,
+                idempotency_key=sms_key(
+                    self.account_id, workflow.workflow_id, enrollment_key, step.id
+                ),
+                account_id=self.account_id,
+                contact_id=self.contact_id,
+                workflow_id=workflow.workflow_id,
+                enrollment_id=enrollment_key,
+                message_id=action.message,
+                status=SmsStatus.DEFERRED,
+                reason=DEFERRED_SENDING_WINDOW,
+                to_masked=None if number is None else mask_phone(number),
+                deferred_until=datetime.fromtimestamp(opens, UTC),
             )
         )
 

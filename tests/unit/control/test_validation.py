@@ -121,13 +121,17 @@ def test_subscribing_needs_a_legal_basis_and_explanation(drop: str, field: str, 
     assert found.line == 1  # no lines known for hand-built sources: the document's start
 
 
-def test_manage_subscription_outside_a_contact_workflow() -> None:
+@pytest.mark.parametrize("object_type", ["deal", "ticket", "company"])
+def test_workflows_of_other_objects_than_contacts_are_refused(object_type: str) -> None:
+    """A8 (which replaces A5's narrower manage_subscription check): a non-contact workflow
+    would be accepted and then enroll no one, so it is refused at apply."""
     wf = workflow()
-    wf["spec"]["object_type"] = "deal"
+    wf["spec"]["object_type"] = object_type
     found = only(validate(sources(account(), message(), wf), Catalog())[1])
-    assert found.field == "spec.actions[0]"
-    assert "only allowed in contact workflows" in found.message
+    assert found.field == "spec.object_type"
+    assert f"object_type {object_type} is not supported" in found.message
     assert "object_type: contact" in found.fix
+    assert "fix: set spec.object_type: contact" in str(found)
 
 
 def test_unknown_subscription_type_in_a_message_and_in_an_action() -> None:
@@ -218,3 +222,30 @@ def test_an_action_id_used_twice_in_one_workflow() -> None:
     assert found.field == "spec.actions"
     assert "'first' is used by more than one action" in found.message
     assert "id of its own" in found.fix
+
+
+def test_actions_inside_branches_are_checked_and_branch_criteria_like_enrollment_criteria() -> (
+    None
+):
+    wf = workflow()
+    wf["spec"]["actions"].append(
+        {
+            "type": "branch",
+            "branches": [
+                {
+                    "name": "vip",
+                    "criteria": [[{"property": "vip", "operator": "eq", "value": "true"}]],
+                    "actions": [{"type": "send_sms", "message": "nowhere"}],
+                }
+            ],
+        }
+    )
+    found = only(validate(sources(account(), message(), wf), Catalog())[1])
+    assert found.field == "spec.actions[4].branches[0].actions[0].message"
+    assert "'nowhere' does not exist" in found.message
+
+    wf["spec"]["actions"][4]["branches"][0]["criteria"] = [[{"property": "vip", "operator": "eq"}]]
+    wf["spec"]["actions"][4]["branches"][0]["actions"] = []
+    found = only(validate(sources(account(), message(), wf), Catalog())[1])
+    assert found.field.startswith("spec.actions[4].branches[0].criteria[0][0]")
+    assert "operator eq needs a 'value'" in found.message

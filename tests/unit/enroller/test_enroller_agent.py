@@ -30,7 +30,7 @@ class Harness:
         # In-memory stand-ins: faust tables need a running producer to write changelogs.
         self.enroller.contacts = {}  # type: ignore[assignment]
         self.enroller.marks = {}  # type: ignore[assignment]
-        for topic in ("actions", "events", "dead_letters"):
+        for topic in ("actions", "events", "results", "statuses", "dead_letters"):
             setattr(getattr(self.enroller, topic), "send", AsyncMock())  # noqa: B010
         self.agent: Any = None
 
