@@ -50,7 +50,7 @@ def test_the_design_documents_and_the_examples_are_valid() -> None:
     assert validate(sources(account(), message(), workflow()), Catalog())[1] == []
     parsed, problems = validate(load_path(EXAMPLES), Catalog())
     assert problems == []
-    assert len(parsed) == 6
+    assert len(parsed) == 8
 
 
 def test_references_may_point_to_published_documents() -> None:
@@ -224,9 +224,7 @@ def test_an_action_id_used_twice_in_one_workflow() -> None:
     assert "id of its own" in found.fix
 
 
-def test_actions_inside_branches_are_checked_and_branch_criteria_like_enrollment_criteria() -> (
-    None
-):
+def test_actions_inside_branches_are_checked_and_branch_criteria_like_enrollment_criteria() -> None:
     wf = workflow()
     wf["spec"]["actions"].append(
         {
