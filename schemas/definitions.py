@@ -283,6 +283,7 @@ class Branch(_Action):
             raise ValueError(f"branch name {repeated!r} is used twice in one branch")
         return self
 
+
 Action = Annotated[
     ManageSubscription | SetMarketingContactStatus | Delay | SendSms | Branch,
     Field(discriminator="type"),
@@ -415,7 +416,6 @@ class WorkflowSpec(Strict):
                 f"action id {repeated[0]!r} is used by more than one action of this workflow"
             )
         return self
-
 
 
 # ---------------------------------------------------------------- documents
