@@ -153,7 +153,7 @@ _STATUS = {status.value: status for status in Status}
 def encode_state(state: ContactState) -> bytes:
     record: dict[str, Any] = {"p": state.properties, "s": state.seen}
     if state.stamps:
-        record["t"] = state.stamps
+        record.update(_encode_stamps(state.properties, state.stamps))
     if state.floor:
         record["f"] = state.floor
     if state.deleted:
@@ -178,6 +178,32 @@ def _decode_enrollment(raw: list[Any]) -> Enrollment:
     return Enrollment(sequence, step, _STATUS[status], attempt, due, done)
 
 
+def _encode_stamps(properties: dict[str, Any], stamps: dict[str, int]) -> dict[str, Any]:
+    """Compactly: the newest stamp, then each property's age relative to it, in the order of
+    ``properties`` (mostly zeros: one change usually writes them all), and the stamps of
+    cleared properties by name."""
+    newest = max(stamps.values())
+    ages = [None if (at := stamps.get(name)) is None else newest - at for name in properties]
+    cleared = {name: newest - at for name, at in stamps.items() if name not in properties}
+    encoded: dict[str, Any] = {"T": newest, "t": ages}
+    if cleared:
+        encoded["c"] = cleared
+    return encoded
+
+
+def _decode_stamps(record: dict[str, Any]) -> dict[str, int]:
+    newest = record.get("T")
+    if newest is None:
+        return {}
+    stamps = {
+        name: newest - age
+        for name, age in zip(record.get("p", {}), record.get("t", ()), strict=False)
+        if age is not None
+    }
+    stamps.update((name, newest - age) for name, age in record.get("c", {}).items())
+    return stamps
+
+
 def decode_state(raw: bytes | None) -> ContactState | None:
     if raw is None:
         return None
@@ -187,7 +213,7 @@ def decode_state(raw: bytes | None) -> ContactState | None:
         seen=record.get("s", []),
         deleted=bool(record.get("x")),
         sequences=record.get("n", {}),
-        stamps=record.get("t", {}),
+        stamps=_decode_stamps(record),
         floor=record.get("f", 0),
     )
     state._enrollments = None

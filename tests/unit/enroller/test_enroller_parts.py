@@ -202,3 +202,16 @@ def test_index_keeps_groups_with_two_requirements_on_one_property() -> None:
         index.candidates("acme", ["stage"], after={"stage": "a", "tier": "silver"})[0].workflow_id
         == "same"
     )
+
+
+def test_property_stamps_round_trip_compactly() -> None:
+    state = ContactState(
+        properties={"a": 1, "b": "x", "legacy": True},
+        stamps={"a": 5_000_000, "b": 7_000_000, "gone": 6_000_000},  # "legacy": no stamp yet
+    )
+    raw = encode_state(state)
+    assert b'"T":7000000,"t":[2000000,0,null],"c":{"gone":1000000}' in raw
+    decoded = decode_state(raw)
+    assert decoded is not None
+    assert decoded.stamps == state.stamps
+    assert decoded == state
