@@ -91,7 +91,7 @@ class ContactEngine:
                 f"change for {change.account_id}:{change.contact_id} under key {self.key}"
             )
         stamp = stamp_of(change.occurred_at)
-        if stamp > (self.now + FUTURE_TOLERANCE_S) * 1_000_000:
+        if self._too_new(stamp):
             raise InvalidRecord(f"occurred_at {change.occurred_at.isoformat()} is in the future")
         state = self.state
         existed = not state.deleted and bool(state.seen)
@@ -164,13 +164,20 @@ class ContactEngine:
             if verdict is not None:
                 self._apply(workflow, verdict, cause)
 
+    def _too_new(self, stamp: int) -> bool:
+        return stamp > (self.now + FUTURE_TOLERANCE_S) * 1_000_000
+
     def apply_result(self, result: ActionResult) -> None:
         self._check_result(result)
         if result.branch is not None:  # the enroller's own record of a branch it took
             self.effects.note("branch_recorded", action=result.action_id)
             return
-        if result.contact_change is not None:
-            self.apply_change(result.contact_change)
+        change = result.contact_change
+        if change is not None and self._too_new(stamp_of(change.occurred_at)):
+            # A runner clock far ahead: keep the enrollment going without the write.
+            self.effects.note("property_write_refused", change=change.event_id, why="future")
+        elif change is not None:
+            self.apply_change(change)
         enrollment = self.state.enrollments.get(result.workflow_id)
         workflow = self.index.workflow(self.account_id, result.workflow_id)
         if (

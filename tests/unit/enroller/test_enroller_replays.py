@@ -10,8 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from schemas.contacts import ContactChange
+from schemas.definitions import DefinitionApplied
 from services.enroller.engine import InvalidRecord
-from tests.unit.enroller.builders import definitions, workflow
+from tests.unit.enroller.builders import definitions, result, workflow
 from tests.unit.enroller.harness import T0, Harness
 
 FLOW = "welcome-flow"
@@ -136,3 +137,23 @@ def test_any_arrival_order_ends_in_the_same_properties(changes: Any, order: Any)
     for name, value in results[0].items():
         latest = max(s for s, props in changes if name in props)
         assert value in [props[name] for s, props in changes if s == latest and name in props]
+
+
+def test_a_result_whose_write_is_stamped_far_ahead_still_moves_the_enrollment_on() -> None:
+    h = harness()
+    h.definitions.apply(
+        DefinitionApplied(
+            document=workflow(
+                actions=[{"type": "set_marketing_contact_status", "marketing": True}, *SEND]
+            ),
+            revision=2,
+        )
+    )
+    h.change(at(1, lifecyclestage="customer"))
+    write = at(3 * 3600, hs_marketable_status="true")
+    effects = h.result(result(h.commands[-1], contact_change=write))
+    assert [c.action.type for c in effects.commands] == ["send_sms"]
+    assert [n.event for n in effects.notes] == ["property_write_refused"]
+    state = h.state()
+    assert state is not None
+    assert "hs_marketable_status" not in state.properties
