@@ -13,6 +13,7 @@ as it was, so the record (or the timer) is handled again rather than its outputs
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -269,31 +270,36 @@ class Enroller:
                 self.contacts[engine.key.encode()] = raw
         self.timers.schedule(engine.key, engine.state.next_due())
 
-    async def commit(self, engine: ContactEngine) -> None:
+    async def commit(self, engine: ContactEngine, acked: bool = False) -> None:
         """Send the outputs (once, however often this is retried), then write the state.
 
-        Call it while holding the contact's key (``guard``)."""
+        Call it while holding the contact's key (``guard``). In the agent, faust flushes the
+        producer before it commits the record's offset, so a lost send means the record is
+        handled again; the timer has no offset to hold back, so it passes ``acked`` and
+        waits for the broker's acknowledgement of its outputs before writing the state."""
         effects = engine.effects
         if not effects.sent and effects.outputs:
-            await self.emit(engine)
+            await self.emit(engine, acked)
         effects.sent = True
         self.store(engine)
 
-    async def emit(self, engine: ContactEngine) -> None:
+    async def emit(self, engine: ContactEngine, acked: bool = False) -> None:
         raw_key = engine.key.encode()
         effects = engine.effects
+        sends: list[tuple[Any, bytes]] = []
         for decision in effects.events:
             metrics.DECISIONS.labels(decision.decision.value).inc()
             if decision.reason == Reason.GOAL_MET.value:
                 metrics.GOALS_MET.labels(decision.account_id, decision.workflow_id).inc()
-            await self.events.send(key=raw_key, value=encode(decision))
-        for result in effects.results:
-            await self.results.send(key=raw_key, value=encode(result))
-        for status in effects.statuses:
-            await self.statuses.send(key=raw_key, value=encode(status))
+            sends.append((self.events, encode(decision)))
+        sends += [(self.results, encode(result)) for result in effects.results]
+        sends += [(self.statuses, encode(status)) for status in effects.statuses]
         for command in effects.commands:
             metrics.COMMANDS.labels(command.action.type).inc()
-            await self.actions.send(key=raw_key, value=encode(command))
+            sends.append((self.actions, encode(command)))
+        pending = [await topic.send(key=raw_key, value=value) for topic, value in sends]
+        if acked:
+            await asyncio.gather(*pending)  # raises when the broker refused one
 
     async def _dead_letter(self, event: EventT[bytes], reason: str, error: BaseException) -> None:
         message = event.message

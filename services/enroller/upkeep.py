@@ -66,7 +66,7 @@ class Upkeep:
             async with enroller.guard.hold(key):
                 engine = enroller.engine(key, now)
                 engine.fire_due()
-                await retrying(partial(enroller.commit, engine))
+                await retrying(partial(enroller.commit, engine, acked=True))
         except Exception:
             # Nothing was written, so the timer is still due in the state: look again soon.
             log.exception("timer_failed")
@@ -103,7 +103,7 @@ class Upkeep:
             async with enroller.guard.hold(key):
                 engine = enroller.engine(key, time.time())
                 engine.resend_pending()
-                await retrying(partial(enroller.commit, engine))
+                await retrying(partial(enroller.commit, engine, acked=True))
             if engine.effects.commands:
                 log.info(
                     "commands_resent",
@@ -143,7 +143,7 @@ class Upkeep:
             async with enroller.guard.hold(key):
                 engine = enroller.engine(key, time.time())
                 engine.enroll_existing(workflow)
-                await retrying(partial(enroller.commit, engine))
+                await retrying(partial(enroller.commit, engine, acked=True))
             if engine.effects.events:
                 decided += 1
             if number % YIELD_EVERY == 0:

@@ -23,6 +23,20 @@ from services.enroller.state import ContactState
 from tests.unit.enroller.builders import change, definitions, result, workflow
 
 
+def acked_send(error: BaseException | None = None) -> AsyncMock:
+    """A topic's ``send``: queues, and returns the delivery future (failed with ``error``)."""
+
+    async def send(**_: Any) -> asyncio.Future[None]:
+        delivered: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if error is None:
+            delivered.set_result(None)
+        else:
+            delivered.set_exception(error)
+        return delivered
+
+    return AsyncMock(side_effect=send)
+
+
 class Harness:
     def __init__(self) -> None:
         settings = EnrollerSettings(topic_prefix="unit.", enroller_port=6999, partitions=3)
@@ -31,7 +45,7 @@ class Harness:
         self.enroller.contacts = {}  # type: ignore[assignment]
         self.enroller.marks = {}  # type: ignore[assignment]
         for topic in ("actions", "events", "results", "statuses", "dead_letters"):
-            setattr(getattr(self.enroller, topic), "send", AsyncMock())  # noqa: B010
+            setattr(getattr(self.enroller, topic), "send", acked_send())  # noqa: B010
         self.agent: Any = None
 
     def sent(self, topic: str) -> list[tuple[bytes, bytes]]:
@@ -206,12 +220,16 @@ async def test_a_timer_whose_send_fails_keeps_its_state_and_fires_again(
     due = before.next_due()
     assert due is not None
 
-    enroller.actions.send = AsyncMock(side_effect=RuntimeError("broker down"))
-    await enroller.upkeep.fire(key, due)
-    assert enroller.load(key) == before  # nothing written
-    assert enroller.timers.pop_due(due + 1.0) == [key]  # and it is due again shortly
+    for failing in (
+        AsyncMock(side_effect=RuntimeError("broker down")),  # refused when queued
+        acked_send(RuntimeError("not acknowledged")),  # queued, then not delivered
+    ):
+        enroller.actions.send = failing
+        await enroller.upkeep.fire(key, due)
+        assert enroller.load(key) == before  # nothing written
+        assert enroller.timers.pop_due(due + 1.0) == [key]  # and it is due again shortly
 
-    enroller.actions.send = AsyncMock()
+    enroller.actions.send = acked_send()
     await enroller.upkeep.fire(key, due + 1.0)
     [(_, value)] = [
         (c.kwargs["key"], c.kwargs["value"]) for c in enroller.actions.send.await_args_list
