@@ -13,7 +13,11 @@ from schemas.envelope import Event, Id, contact_key
 
 
 class ActionCommand(Event):
-    """Run step ``step`` of an enrollment. Re-sent with the same ``action_id`` after a deferral."""
+    """Run one action of an enrollment. Re-sent with the same ``action_id`` after a deferral.
+
+    ``action_id`` is ``{enrollment_id}#{the workflow action's id}`` (``action.id`` holds the
+    latter); ``step`` is the action's position in the revision it was sent from, for people.
+    """
 
     event_type: Literal["action.requested"] = "action.requested"
     action_id: str
@@ -32,6 +36,11 @@ class ActionCommand(Event):
     @property
     def key(self) -> str:
         return contact_key(self.account_id, self.contact_id)
+
+    @property
+    def step_id(self) -> str:
+        """The workflow action's stable id (A8)."""
+        return self.action.id or self.action_id.rpartition("#")[2]
 
 
 class ActionOutcome(StrEnum):
@@ -52,6 +61,8 @@ class ActionResult(Event):
     outcome: ActionOutcome
     reason: str | None = None
     retry_at: AwareDatetime | None = None
+    # A branch action (run by the enroller, which records it here too): the path taken.
+    branch: str | None = None
     # A property write made by the action (also published on contact-changes with the same
     # event_id): the enroller applies it before dispatching the next step.
     contact_change: ContactChange | None = None

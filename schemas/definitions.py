@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
+from collections.abc import Iterator, Sequence
 from datetime import time
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 from schemas.envelope import E164, Event, Id
 from schemas.subscriptions import LegalBasis
@@ -156,8 +166,15 @@ class EnrollmentSpec(Strict):
 
 # ---------------------------------------------------------------- Workflow: actions
 
+# A8: an action's stable id, unique in its workflow; derived from its content when absent.
+ActionId = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[a-z0-9-]+$")]
 
-class ManageSubscription(Strict):
+
+class _Action(Strict):
+    id: ActionId | None = None
+
+
+class ManageSubscription(_Action):
     type: Literal["manage_subscription"] = "manage_subscription"
     channel: Literal["sms"] = "sms"
     subscription_type: Id
@@ -176,12 +193,34 @@ class ManageSubscription(Strict):
         return self
 
 
-class SetMarketingContactStatus(Strict):
+class SetMarketingContactStatus(_Action):
     type: Literal["set_marketing_contact_status"] = "set_marketing_contact_status"
     marketing: bool
 
 
-class Delay(Strict):
+class Weekday(StrEnum):
+    MON = "mon"
+    TUE = "tue"
+    WED = "wed"
+    THU = "thu"
+    FRI = "fri"
+    SAT = "sat"
+    SUN = "sun"
+
+    @property
+    def number(self) -> int:
+        """Monday is 0, as ``date.weekday()``."""
+        return list(Weekday).index(self)
+
+
+class DelayUntil(Strict):
+    """The next instant that is ``time`` (on ``weekday``, else on any day), recipient time."""
+
+    weekday: Weekday | None = None
+    time: time
+
+
+class Delay(_Action):
     type: Literal["delay"] = "delay"
     days: int = Field(default=0, ge=0)
     hours: int = Field(default=0, ge=0)
@@ -189,13 +228,17 @@ class Delay(Strict):
     seconds: int = Field(default=0, ge=0)
     # Wait until the date/time held by this contact property (skipped when it is in the past).
     until_property: str | None = None
+    # Wait until a day of the week and/or a time of day in the recipient's time zone.
+    until: DelayUntil | None = None
 
     @model_validator(mode="after")
     def _has_duration(self) -> Delay:
-        if self.until_property is None and not (
-            self.days or self.hours or self.minutes or self.seconds
-        ):
-            raise ValueError("delay needs days, hours, minutes, seconds or until_property")
+        if self.until is not None:
+            if self.until_property is not None or self.total_seconds:
+                raise ValueError("a delay with 'until' takes no other duration")
+            return self
+        if self.until_property is None and not self.total_seconds:
+            raise ValueError("delay needs days, hours, minutes, seconds, until or until_property")
         return self
 
     @property
@@ -203,15 +246,120 @@ class Delay(Strict):
         return ((self.days * 24 + self.hours) * 60 + self.minutes) * 60 + self.seconds
 
 
-class SendSms(Strict):
+class SendSms(_Action):
     type: Literal["send_sms"] = "send_sms"
     message: Id
 
 
+DEFAULT_BRANCH = "default"  # the name the default path is reported by
+BranchName = Annotated[
+    str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
+]
+
+
+class BranchPath(Strict):
+    """One way out of a ``branch``: taken when its criteria match (an OR of AND-groups)."""
+
+    name: BranchName
+    criteria: Criteria = Field(min_length=1)
+    actions: list[Action] = Field(default_factory=list)
+
+
+class Branch(_Action):
+    """HubSpot's if/then branch: the first path whose criteria match the contact when the
+    branch is reached, else ``default``; the workflow goes on after the branch."""
+
+    type: Literal["branch"] = "branch"
+    branches: list[BranchPath] = Field(min_length=1)
+    default: list[Action] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _names_are_unique(self) -> Branch:
+        names = [path.name for path in self.branches]
+        if DEFAULT_BRANCH in names:
+            raise ValueError(f"branch name {DEFAULT_BRANCH!r} is reserved for the default path")
+        repeated = next((name for name in names if names.count(name) > 1), None)
+        if repeated is not None:
+            raise ValueError(f"branch name {repeated!r} is used twice in one branch")
+        return self
+
+
 Action = Annotated[
-    ManageSubscription | SetMarketingContactStatus | Delay | SendSms,
+    ManageSubscription | SetMarketingContactStatus | Delay | SendSms | Branch,
     Field(discriminator="type"),
 ]
+BranchPath.model_rebuild()
+Branch.model_rebuild()
+
+
+def walk_actions(actions: Sequence[Action]) -> Iterator[Action]:
+    """Every action of a list, nested ones included, in the order they are written."""
+    for _, action in action_paths(actions):
+        yield action
+
+
+def action_paths(
+    actions: Sequence[Action], path: tuple[str | int, ...] = ("actions",)
+) -> Iterator[tuple[tuple[str | int, ...], Action]]:
+    """``(path, action)`` for every action, nested ones included, in the order they are
+    written; a path reads like ``("actions", 0, "branches", 1, "actions", 2)``."""
+    for index, action in enumerate(actions):
+        here = (*path, index)
+        yield here, action
+        if isinstance(action, Branch):
+            for number, branch in enumerate(action.branches):
+                yield from action_paths(branch.actions, (*here, "branches", number, "actions"))
+            yield from action_paths(action.default, (*here, "default"))
+
+
+def action_ids(actions: Sequence[Action]) -> list[str]:
+    """The stable id of every action of ``walk_actions(actions)``, in that order.
+
+    An ``id`` written by the author is kept. Otherwise the id is the action's type and a
+    digest of its content (``send-sms-1a2b3c4d``), never its position, so inserting or
+    removing other actions leaves it alone; identical actions get ``-2``, ``-3`` in the
+    order they are written, and a derived id never takes one an author wrote.
+    """
+    walked = list(walk_actions(actions))
+    taken = {action.id for action in walked if action.id is not None}
+    repeats: dict[str, int] = {}
+    ids: list[str] = []
+    for action in walked:
+        if action.id is not None:
+            ids.append(action.id)
+            continue
+        base = derived_action_id(action)
+        candidate = base
+        while candidate in taken:
+            repeats[base] = repeats.get(base, 1) + 1
+            candidate = f"{base}-{repeats[base]}"
+        taken.add(candidate)
+        ids.append(candidate)
+    return ids
+
+
+def derived_action_id(action: Action) -> str:
+    """``{type}-{8 hex digits of the content}``; fields left at their defaults do not count,
+    so a field added to the model later does not change the ids of existing workflows."""
+    content = action.model_dump(mode="json", exclude={"id"}, exclude_defaults=True)
+    if isinstance(action, Branch):  # its own decision only: nested actions have their ids
+        content = {"branches": [[b.get("name"), b.get("criteria")] for b in content["branches"]]}
+    text = json.dumps([action.type, content], sort_keys=True, separators=(",", ":"))
+    digest = hashlib.blake2b(text.encode(), digest_size=4).hexdigest()
+    return f"{action.type.replace('_', '-')}-{digest}"
+
+
+def duplicate_action_ids(actions: Sequence[Action]) -> list[str]:
+    """Ids written more than once in one workflow, in the order they first repeat."""
+    seen: set[str] = set()
+    repeated: list[str] = []
+    for action in walk_actions(actions):
+        if action.id is None:
+            continue
+        if action.id in seen and action.id not in repeated:
+            repeated.append(action.id)
+        seen.add(action.id)
+    return repeated
 
 
 class ObjectType(StrEnum):
@@ -221,22 +369,52 @@ class ObjectType(StrEnum):
     TICKET = "ticket"
 
 
+class Goal(Strict):
+    """A contact meeting these criteria leaves the workflow at once (reason ``goal_met``)."""
+
+    criteria: Criteria = Field(min_length=1)
+
+
+class SendingWindow(Strict):
+    """Actions run only on ``days`` between ``start`` and ``end``, recipient local time;
+    outside it they wait (SMS status ``deferred``, reason ``sending_window``)."""
+
+    days: list[Weekday] = Field(default_factory=lambda: list(Weekday), min_length=1)
+    start: time
+    end: time
+
+    @model_validator(mode="after")
+    def _start_before_end(self) -> SendingWindow:
+        if self.start >= self.end:
+            raise ValueError("a sending window's start must be before its end (same day)")
+        return self
+
+
 class WorkflowSpec(Strict):
     object_type: ObjectType = ObjectType.CONTACT
     enabled: bool = False
     enrollment: EnrollmentSpec = Field(default_factory=EnrollmentSpec)
     suppression: Criteria = Field(default_factory=list)
+    goal: Goal | None = None
+    sending_window: SendingWindow | None = None
     actions: list[Action] = Field(default_factory=list)
 
     @model_validator(mode="after")
-    def _contact_only_actions(self) -> WorkflowSpec:
+    def _contact_workflows_only(self) -> WorkflowSpec:
         if self.object_type is not ObjectType.CONTACT:
-            for index, action in enumerate(self.actions):
-                if isinstance(action, ManageSubscription):
-                    raise ValueError(
-                        f"actions[{index}]: manage_subscription is only allowed in contact "
-                        f"workflows (object_type is {self.object_type.value})"
-                    )
+            raise ValueError(
+                f"object_type {self.object_type.value} is not supported: only contact "
+                "workflows enroll anyone until associations are modelled"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _unique_action_ids(self) -> WorkflowSpec:
+        repeated = duplicate_action_ids(self.actions)
+        if repeated:
+            raise ValueError(
+                f"action id {repeated[0]!r} is used by more than one action of this workflow"
+            )
         return self
 
 

@@ -96,6 +96,17 @@ log = get_logger(__name__)
 Handler = Callable[[Any], Awaitable[None]]
 
 
+def store_options(settings: RunnerSettings) -> dict[str, Any] | None:
+    """RocksDB through rocksdict, with a bounded block cache (rocksdict's default is 2 GiB
+    per partition database)."""
+    if not settings.action_runner_store.startswith("rocksdb"):
+        return None
+    return {
+        "driver": "rocksdict",
+        "block_cache_size": settings.action_runner_rocksdb_cache_mb << 20,
+    }
+
+
 class ActionRunner:
     def __init__(
         self,
@@ -140,7 +151,7 @@ class ActionRunner:
         }
         for name in (PHONE_INDEX, CONSENT_COMMANDS, PHONE_REINDEX):
             self.topics[name] = self._topic(f"{app_id}-{name}", partitions=partitions)
-        table = self.app.Table
+        table = self._table
         self.consent = table("consent-ledger", partitions=partitions, help="contact -> ledger")
         self.answered = table("answered-actions", partitions=partitions, help="action_id")
         self.sent_sms = table("sent-sms", partitions=partitions, help="contact -> SMS requested")
@@ -194,6 +205,10 @@ class ActionRunner:
             aiokafka_options(self.settings),
             committed=lambda partition: self._committed_offset(topic, partition),
         )
+
+    def _table(self, name: str, **kwargs: Any) -> Any:
+        # A dict of its own per table: faust's RocksDB store pops keys out of it.
+        return self.app.Table(name, options=store_options(self.settings), **kwargs)
 
     def _topic(self, name: str, partitions: int | None = None) -> Any:
         internal = partitions is not None

@@ -107,7 +107,7 @@ def handle_command(
         if account is None:
             failed = Decision(Verdict.FAIL, reason=UNKNOWN_ACCOUNT)
             return _unknown_account(_send_outcome(command, action, failed, None, now), command)
-        key = sms_key(command.account_id, command.workflow_id, command.enrollment_id, command.step)
+        key = _key(command)
         # Without a secret (tests of other things), links render as they are, untracked.
         links = (
             TrackedLinks(link_secret, key, account.spec.link_domain)
@@ -201,6 +201,10 @@ def _set_marketing_status(
     return handled
 
 
+def _key(command: ActionCommand) -> str:
+    return sms_key(command.account_id, command.workflow_id, command.enrollment_id, command.step_id)
+
+
 def _send_outcome(
     command: ActionCommand,
     action: SendSms,
@@ -210,7 +214,7 @@ def _send_outcome(
     links: TrackedLinks | None = None,
     sent: SentLog | None = None,
 ) -> Handled:
-    key = sms_key(command.account_id, command.workflow_id, command.enrollment_id, command.step)
+    key = _key(command)
     outcome, status = {
         Verdict.SEND: (ActionOutcome.DONE, SmsStatus.QUEUED),
         Verdict.SKIP: (ActionOutcome.SKIPPED, SmsStatus.SKIPPED),

@@ -10,9 +10,13 @@ def _digest(text: str, length: int = 32) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:length]
 
 
-def sms_key(account_id: str, workflow_id: str, enrollment_id: str, step: int) -> str:
-    """The SMS sender's idempotency key for the SMS of one workflow step."""
-    return "sms-" + _digest(f"sms:{account_id}:{workflow_id}:{enrollment_id}:{step}")
+def sms_key(account_id: str, workflow_id: str, enrollment_id: str, action_id: str) -> str:
+    """The SMS sender's idempotency key for the SMS of one workflow action of one enrollment.
+
+    ``action_id`` is the action's stable id (A8), not its position: a revision that inserts
+    or removes other actions leaves the key alone, so a resend of that SMS is recognised.
+    """
+    return "sms-" + _digest(f"sms:{account_id}:{workflow_id}:{enrollment_id}:{action_id}")
 
 
 def reply_key(account_id: str, inbound_id: str, kind: str) -> str:

@@ -10,9 +10,11 @@ from services.common.settings import KafkaSettings
 class RunnerSettings(KafkaSettings):
     action_runner_port: int = 6067
     action_runner_bind: str = "127.0.0.1"
-    # faust table stores: "memory://" rebuilds from the changelogs on start; "rocksdb://"
-    # (with the rocksdb extra) resumes from local files under data_dir.
-    action_runner_store: str = "memory://"
+    # faust table stores: "rocksdb://" (rocksdict) keeps the tables on disk under data_dir
+    # and resumes from there; "memory://" holds every key in memory and replays the
+    # changelogs on start, so its memory grows with the contacts and numbers served.
+    action_runner_store: str = "rocksdb://"
+    action_runner_rocksdb_cache_mb: int = 16  # block cache per partition database
     data_dir: str = ".smsflow/data"
     log_level: str = "INFO"
     # Bodies over this many segments are skipped as too_long (HubSpot-like carriers bill <=10).

@@ -51,12 +51,16 @@ def topics_main(argv: list[str]) -> int:
     parser.parse_args(argv)
     from kafka.errors import KafkaError
 
-    from services.common.kafka import create_topics
+    from services.common.kafka import TopicLayoutError, check_partitioning, create_topics
     from services.common.settings import KafkaSettings
 
     settings = KafkaSettings.from_env()
     try:
         created = create_topics(settings)
+        check_partitioning(settings)
+    except TopicLayoutError as exc:
+        print(f"smsflow topics: {exc}", file=sys.stderr)
+        return 1
     except (KafkaError, TimeoutError) as exc:
         print(
             f"smsflow topics: broker {settings.kafka_bootstrap_servers} unreachable: {exc}",

@@ -10,7 +10,7 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.admin import NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
-from schemas.topics import ALL_TOPICS, TopicSpec
+from schemas.topics import ALL_TOPICS, SMS_LEDGER, SMS_REQUESTS, TopicSpec
 from services.common.codec import encode, encode_key
 from services.common.settings import KafkaSettings
 
@@ -59,6 +59,41 @@ def create_topics(
         ],
         timeout_s,
     )
+
+
+class TopicLayoutError(RuntimeError):
+    """Existing topics whose partitioning breaks an assumption; the message says the fix."""
+
+
+# Topics that must have the same partition count: the SMS sender owns a request's ledger
+# entry on the partition number of the request's own.
+CO_PARTITIONED = (SMS_REQUESTS, SMS_LEDGER)
+
+
+def check_partitioning(settings: KafkaSettings, timeout_s: float = 30.0) -> dict[str, int]:
+    """The partition count of each topic of ``CO_PARTITIONED``; raises ``TopicLayoutError``
+    when they differ."""
+    consumer = make_consumer(settings)
+    try:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            counts = {
+                settings.topic(spec): len(consumer.partitions_for_topic(settings.topic(spec)) or ())
+                for spec in CO_PARTITIONED
+            }
+            if all(counts.values()) or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+    finally:
+        consumer.close()
+    if len(set(counts.values())) != 1:
+        listed = ", ".join(f"{name} has {count}" for name, count in counts.items())
+        raise TopicLayoutError(
+            f"{listed} partitions; they must have the same number. "
+            "fix: add partitions to the smaller one (kafka-topics.sh --alter --partitions N) "
+            "before the SMS sender starts"
+        )
+    return counts
 
 
 def ensure_topics(

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 KAFKA_VERSION = "4.0.2"
+BROKER_MAIN = "kafka.Kafka"
 SCALA_VERSION = "2.13"
 POM = Path(__file__).resolve().parents[2] / "deploy" / "kafka" / "pom.xml"
 TARBALL_URL = f"https://archive.apache.org/dist/kafka/{KAFKA_VERSION}/kafka_{SCALA_VERSION}-{KAFKA_VERSION}.tgz"
@@ -87,8 +88,8 @@ class LocalBroker:
                     "-Djava.awt.headless=true",
                     "-cp",
                     classpath,
-                    "kafka.Kafka",
-                    str(self.properties_file),
+                    BROKER_MAIN,
+                    str(self.properties_file.resolve()),  # stop() recognises it by this
                 ],
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -126,7 +127,8 @@ class LocalBroker:
             pid = int(self.pid_file.read_text().strip())
         except (FileNotFoundError, ValueError):
             return None
-        return pid if _alive(pid) else None
+        # A stale pid file may name a process that reused the number: never take that one.
+        return pid if _alive(pid) and runs_broker(pid, self.properties_file) else None
 
     def wait_ready(self, timeout_s: float, process: subprocess.Popen[bytes] | None = None) -> None:
         deadline = time.monotonic() + timeout_s
@@ -302,6 +304,44 @@ def broker_answers(bootstrap: str, timeout_s: float = 5.0) -> bool:
         return False
     finally:
         admin.close()
+
+
+def runs_broker(pid: int, properties_file: Path) -> bool:
+    """True when process ``pid`` is a Kafka broker started with ``properties_file``."""
+    args = _command_line(pid)
+    if not args or BROKER_MAIN not in args:
+        return False
+    wanted = properties_file.resolve()
+    cwd = _working_dir(pid)
+    for arg in args[args.index(BROKER_MAIN) + 1 :]:
+        path = Path(arg)
+        if not path.is_absolute():
+            if cwd is None:
+                continue
+            path = cwd / path
+        if path.resolve() == wanted:
+            return True
+    return False
+
+
+def _command_line(pid: int) -> list[str] | None:
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except FileNotFoundError:  # no procfs (macOS): ask ps
+        result = subprocess.run(
+            ["ps", "-p", str(pid), "-o", "args="], capture_output=True, text=True, check=False
+        )
+        return result.stdout.split() if result.returncode == 0 else None
+    except OSError:
+        return None
+    return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
+
+
+def _working_dir(pid: int) -> Path | None:
+    try:
+        return Path(os.readlink(f"/proc/{pid}/cwd"))
+    except OSError:
+        return None
 
 
 def _alive(pid: int) -> bool:

@@ -104,13 +104,21 @@ def _from_error(source: SourceDocument, error: Any) -> Problem:
             "an SmsMessage or Workflow belongs to an account",
             "add metadata.account: <the id of an Account>",
         )
-    if "only allowed in contact workflows" in message:
-        index = int(message.split("]", 1)[0].removeprefix("actions["))
+    if "only contact workflows enroll anyone" in message:
         return problem(
             source,
-            (*path, "actions", index),
-            "manage_subscription is only allowed in contact workflows",
-            "set spec.object_type: contact, or remove this action",
+            (*path, "object_type"),
+            message,
+            "set spec.object_type: contact (or leave it out); deal, ticket and company "
+            "workflows are not supported yet",
+        )
+    if "is used by more than one action" in message:
+        return problem(
+            source,
+            (*path, "actions"),
+            message,
+            "give each action an id of its own ([a-z0-9-]), or leave id out to have one "
+            "derived from the action's content",
         )
     if kind == "enum" or kind == "literal_error":
         return problem(source, path, message, f"use one of the listed values for '{field}'")

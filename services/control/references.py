@@ -20,6 +20,7 @@ from schemas.definitions import (
     SendSms,
     SmsMessage,
     Workflow,
+    action_paths,
 )
 from schemas.subscriptions import LegalBasis
 from services.common.catalog import Catalog
@@ -167,8 +168,8 @@ def _check_message(source: SourceDocument, doc: SmsMessage, view: Catalog) -> li
 def _check_workflow(source: SourceDocument, doc: Workflow, view: Catalog) -> list[Problem]:
     problems = _account_problem(source, doc, view)
     account = view.account(doc.account_id)
-    for index, action in enumerate(doc.spec.actions):
-        path: tuple[str | int, ...] = ("spec", "actions", index)
+    for where, action in action_paths(doc.spec.actions):  # nested ones in branches too
+        path: tuple[str | int, ...] = ("spec", *where)
         if isinstance(action, ManageSubscription):
             problems += _subscription_type_problem(
                 source, (*path, "subscription_type"), action.subscription_type, account

@@ -4,13 +4,16 @@ One agent (``enroll_contacts``) reads ``contact-changes`` and ``action-results``
 both are keyed by contact and co-partitioned, so every record of a contact is handled by
 one task, in order, with that contact's state (table ``contacts``) on the same partition.
 A timer (``fire_timers``) ends due delays and deferrals, re-sends commands after a restart
-and runs ``enroll_existing`` scans; it writes the same table, which is safe because every
-read-modify-write of a contact happens without an ``await`` in between and the table
-partitions by key (``use_partitioner``), exactly like the producers of the source topics.
+and runs ``enroll_existing`` scans; it writes the same table, which is safe because each
+contact's read, decision, sends and write happen while its key is held (``KeyGuard``) and
+the table partitions by key (``use_partitioner``), exactly like the producers of the source
+topics. Outputs are sent before the state is written: a send that fails leaves the state
+as it was, so the record (or the timer) is handled again rather than its outputs lost.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -20,7 +23,14 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from structlog.contextvars import bind_contextvars, clear_contextvars
 
 from schemas.contacts import ContactChange
-from schemas.topics import ACTION_RESULTS, ACTIONS, CONTACT_CHANGES, DEAD_LETTERS, ENROLLMENT_EVENTS
+from schemas.topics import (
+    ACTION_RESULTS,
+    ACTIONS,
+    CONTACT_CHANGES,
+    DEAD_LETTERS,
+    ENROLLMENT_EVENTS,
+    SMS_STATUS,
+)
 from services.common.aio_kafka import faust_broker, faust_credentials
 from services.common.codec import DecodeError, encode
 from services.common.dead_letters import dead_letter
@@ -30,9 +40,11 @@ from services.common.logging import get_logger
 from . import metrics
 from .definitions import Definitions
 from .engine import ContactEngine, InvalidRecord
+from .guard import KeyGuard
 from .inbound import decode_inbound
 from .partitioning import in_stream, on_partition, partition_of
 from .retries import retrying
+from .rules import Reason
 from .settings import EnrollerSettings
 from .state import ContactState, decode_state, encode_state
 from .timers import TimerQueue
@@ -50,6 +62,7 @@ class Enroller:
         self.definitions = definitions
         self.partitions = partitions
         self.timers = TimerQueue()
+        self.guard = KeyGuard()
         self.upkeep = Upkeep(self)
         self._counters: dict[str, Any] = {}
         self.app = self._make_app()
@@ -63,8 +76,10 @@ class Enroller:
         }
         self.actions = app.topic(settings.topic(ACTIONS), schema=RAW)
         self.events = app.topic(settings.topic(ENROLLMENT_EVENTS), schema=RAW)
+        # Branches taken, and SMS held by a sending window, are reported like the runner's.
+        self.results = app.topic(self.results_topic, schema=RAW)
+        self.statuses = app.topic(settings.topic(SMS_STATUS), schema=RAW)
         self.dead_letters = app.topic(settings.topic(DEAD_LETTERS), schema=RAW)
-        options = self._store_options()
         self.contacts = app.Table(
             "contacts",
             # Raw bytes both ways: a table derives its changelog serializers from these types,
@@ -73,7 +88,7 @@ class Enroller:
             value_type=bytes,
             partitions=partitions,
             use_partitioner=True,
-            options=options,
+            options=self._store_options(),  # its own: the store pops keys out of it
             help="Per contact: properties, recent change ids, enrollments.",
         )
         self.marks = app.Table(
@@ -84,7 +99,7 @@ class Enroller:
             value_type=bytes,
             partitions=partitions,
             use_partitioner=True,
-            options=options,
+            options=self._store_options(),  # its own: the store pops keys out of it
             help="Per partition: workflows acted on for enroll_existing.",
         )
         self.agent = app.agent(self.sources, name="enroll_contacts", concurrency=1)(
@@ -171,10 +186,10 @@ class Enroller:
         """One record of either source topic; never raises (faust would skip it silently).
 
         A record that can never be applied is dead-lettered at once. Anything else (a
-        producer hiccup, a bug) is retried in place a few times first. Applying and storing
-        is one synchronous step (a failed table write leaves the stored state untouched),
-        so it can be retried whole; sending is retried on its own afterwards, re-sending
-        the same events with the same ids rather than deciding again.
+        producer hiccup, a bug) is retried in place a few times first. Deciding reads the
+        state and writes nothing; sending is retried on its own afterwards, re-sending the
+        same events with the same ids rather than deciding again, and the state is written
+        only once they are out: a record dead-lettered after all leaves it untouched.
         """
         message = event.message
         started = time.perf_counter()
@@ -188,9 +203,11 @@ class Enroller:
             key=key,
         )
         try:
-            handled, engine = await retrying(lambda: self._apply(key, message.topic, message.value))
-            if engine.effects.events or engine.effects.commands:
-                await retrying(lambda: self.emit(engine))
+            async with self.guard.hold(key or ""):
+                handled, engine = await retrying(
+                    lambda: self._apply(key, message.topic, message.value)
+                )
+                await retrying(lambda: self.commit(engine))
         except (DecodeError, InvalidRecord) as exc:
             await self._dead_letter(event, exc.reason, exc)
             return
@@ -216,7 +233,6 @@ class Enroller:
         else:
             engine.apply_result(record)
             handled = "result_applied"
-        self.store(engine)
         return handled, engine
 
     def _handled_counter(self, topic: str) -> Any:
@@ -254,14 +270,36 @@ class Enroller:
                 self.contacts[engine.key.encode()] = raw
         self.timers.schedule(engine.key, engine.state.next_due())
 
-    async def emit(self, engine: ContactEngine) -> None:
+    async def commit(self, engine: ContactEngine, acked: bool = False) -> None:
+        """Send the outputs (once, however often this is retried), then write the state.
+
+        Call it while holding the contact's key (``guard``). In the agent, faust flushes the
+        producer before it commits the record's offset, so a lost send means the record is
+        handled again; the timer has no offset to hold back, so it passes ``acked`` and
+        waits for the broker's acknowledgement of its outputs before writing the state."""
+        effects = engine.effects
+        if not effects.sent and effects.outputs:
+            await self.emit(engine, acked)
+        effects.sent = True
+        self.store(engine)
+
+    async def emit(self, engine: ContactEngine, acked: bool = False) -> None:
         raw_key = engine.key.encode()
-        for decision in engine.effects.events:
+        effects = engine.effects
+        sends: list[tuple[Any, bytes]] = []
+        for decision in effects.events:
             metrics.DECISIONS.labels(decision.decision.value).inc()
-            await self.events.send(key=raw_key, value=encode(decision))
-        for command in engine.effects.commands:
+            if decision.reason == Reason.GOAL_MET.value:
+                metrics.GOALS_MET.labels(decision.account_id, decision.workflow_id).inc()
+            sends.append((self.events, encode(decision)))
+        sends += [(self.results, encode(result)) for result in effects.results]
+        sends += [(self.statuses, encode(status)) for status in effects.statuses]
+        for command in effects.commands:
             metrics.COMMANDS.labels(command.action.type).inc()
-            await self.actions.send(key=raw_key, value=encode(command))
+            sends.append((self.actions, encode(command)))
+        pending = [await topic.send(key=raw_key, value=value) for topic, value in sends]
+        if acked:
+            await asyncio.gather(*pending)  # raises when the broker refused one
 
     async def _dead_letter(self, event: EventT[bytes], reason: str, error: BaseException) -> None:
         message = event.message

@@ -45,6 +45,7 @@ class Definitions:
             version = self.version
             workflows = list(self.catalog.workflows.values())
             zones = {a: acc.spec.time_zone for a, acc in self.catalog.accounts.items()}
+            regions = {a: acc.spec.default_region for a, acc in self.catalog.accounts.items()}
             revisions = dict(self.catalog.revisions)
         compiled: list[CompiledWorkflow] = []
         keep: dict[str, tuple[Workflow, CompiledWorkflow]] = {}
@@ -57,4 +58,4 @@ class Definitions:
             keep[workflow.key] = cached
             compiled.append(cached[1])
         self._compiled = keep
-        return WorkflowIndex.build(compiled, zones, version=version)
+        return WorkflowIndex.build(compiled, zones, version=version, regions=regions)

@@ -4,17 +4,22 @@
 * ``until_property`` ends at the moment held by that contact property: an ISO datetime
   (naive = the account's time zone), an ISO date (midnight in the account's time zone) or
   epoch milliseconds (HubSpot's form); a fixed part, if any, is added to that moment;
-* a property with no readable moment, or a moment already past, does not wait.
+* a property with no readable moment, or a moment already past, does not wait;
+* ``until: {weekday, time}`` ends at the next such instant in the recipient's zones (see
+  ``local_time``; the account's zone when none are given).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 from schemas.contacts import PropertyValue
 from schemas.definitions import Delay
 
+from .local_time import delay_until
 from .values import as_moment, zone
 
 
@@ -25,8 +30,16 @@ class DelayEnd:
 
 
 def delay_end(
-    delay: Delay, properties: Mapping[str, PropertyValue], time_zone: str, now: float
+    delay: Delay,
+    properties: Mapping[str, PropertyValue],
+    time_zone: str,
+    now: float,
+    zones: Sequence[ZoneInfo] = (),
 ) -> DelayEnd:
+    if delay.until is not None:
+        fallback = (ZoneInfo(time_zone),)
+        ends = delay_until(datetime.fromtimestamp(now, UTC), zones or fallback, delay.until)
+        return DelayEnd(ends.timestamp())
     if delay.until_property is None:
         return DelayEnd(now + delay.total_seconds)
     moment = as_moment(properties.get(delay.until_property), zone(time_zone))

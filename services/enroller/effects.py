@@ -12,8 +12,9 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from schemas.actions import ActionCommand
+from schemas.actions import ActionCommand, ActionResult
 from schemas.enrollment import EnrollmentEvent
+from schemas.sms import SmsStatusEvent
 
 
 def derived_id(*parts: object) -> str:
@@ -34,12 +35,19 @@ class Note:
 class Effects:
     commands: list[ActionCommand] = field(default_factory=list)
     events: list[EnrollmentEvent] = field(default_factory=list)
+    results: list[ActionResult] = field(default_factory=list)  # branches taken
+    statuses: list[SmsStatusEvent] = field(default_factory=list)  # SMS held by a window
     notes: list[Note] = field(default_factory=list)
     dirty: bool = False  # the contact's state changed and must be written
+    sent: bool = False  # the commands and events are out (so a retried write sends none)
 
     def note(self, event: str, **fields: Any) -> None:
         self.notes.append(Note(event, fields))
 
     @property
     def empty(self) -> bool:
-        return not (self.commands or self.events or self.dirty)
+        return not (self.outputs or self.dirty)
+
+    @property
+    def outputs(self) -> bool:
+        return bool(self.commands or self.events or self.results or self.statuses)

@@ -12,9 +12,10 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from schemas.contacts import PropertyValue
-from schemas.definitions import Action, ObjectType, Workflow
+from schemas.definitions import ObjectType, SendingWindow, Workflow
 
-from .criteria import CompiledCriteria, compile_criteria
+from .criteria import NOTHING, CompiledCriteria, compile_criteria
+from .plan import Plan, compile_plan
 from .values import as_text
 
 
@@ -29,11 +30,21 @@ class CompiledWorkflow:
     reenroll_on: frozenset[str]
     enroll_existing: bool
     unenroll_when_criteria_unmet: bool
-    actions: tuple[Action, ...]
+    plan: Plan  # the actions as steps addressed by their stable ids
+    goal: CompiledCriteria = NOTHING  # meeting it ends the enrollment (goal_met)
+    window: SendingWindow | None = None  # actions run only inside it, recipient time
 
     @property
     def properties(self) -> frozenset[str]:
-        return self.criteria.properties | self.suppression.properties | self.reenroll_on
+        return (
+            self.criteria.properties
+            | self.suppression.properties
+            | self.reenroll_on
+            | self.goal.properties
+        )
+
+    def goal_met(self, properties: Mapping[str, object]) -> bool:
+        return bool(self.goal) and self.goal.matches(properties)  # type: ignore[arg-type]
 
     def matches(self, properties: Mapping[str, object]) -> bool:
         return self.criteria.matches(properties)  # type: ignore[arg-type]
@@ -54,13 +65,16 @@ def compile_workflow(workflow: Workflow, revision: int = 1) -> CompiledWorkflow:
         reenroll_on=frozenset(spec.enrollment.reenroll_on),
         enroll_existing=spec.enrollment.enroll_existing,
         unenroll_when_criteria_unmet=spec.enrollment.unenroll_when_criteria_unmet,
-        actions=tuple(spec.actions),
+        plan=compile_plan(spec.actions),
+        goal=compile_criteria(spec.goal.criteria) if spec.goal is not None else NOTHING,
+        window=spec.sending_window,
     )
 
 
 @dataclass(slots=True)
 class AccountWorkflows:
     time_zone: str = "UTC"
+    default_region: str = "US"  # for phone numbers written without +country code
     workflows: dict[str, CompiledWorkflow] = field(default_factory=dict)
     by_property: dict[str, set[str]] = field(default_factory=dict)
     blank_matchers: set[str] = field(default_factory=set)
@@ -129,10 +143,13 @@ class WorkflowIndex:
         workflows: Iterable[CompiledWorkflow],
         time_zones: Mapping[str, str] | None = None,
         version: int = 0,
+        regions: Mapping[str, str] | None = None,
     ) -> WorkflowIndex:
         index = cls(version=version)
         for account_id, zone in (time_zones or {}).items():
             index.accounts[account_id] = AccountWorkflows(time_zone=zone)
+        for account_id, region in (regions or {}).items():
+            index.accounts.setdefault(account_id, AccountWorkflows()).default_region = region
         for workflow in workflows:
             index.accounts.setdefault(workflow.account_id, AccountWorkflows()).add(workflow)
         return index
@@ -148,6 +165,10 @@ class WorkflowIndex:
     def time_zone(self, account_id: str) -> str:
         account = self.accounts.get(account_id)
         return "UTC" if account is None else account.time_zone
+
+    def default_region(self, account_id: str) -> str:
+        account = self.accounts.get(account_id)
+        return "US" if account is None else account.default_region
 
     def candidates(
         self,

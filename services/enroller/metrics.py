@@ -12,6 +12,11 @@ RECORDS = Counter(
 DECISIONS = Counter(
     "smsflow_enroller_decisions_total", "Enrollment decisions, by kind", ["decision"]
 )
+GOALS_MET = Counter(
+    "smsflow_enroller_goal_conversions_total",
+    "Contacts that met a workflow's goal and left it",
+    ["account", "workflow"],
+)
 COMMANDS = Counter(
     "smsflow_enroller_commands_total", "Action commands sent, by action type", ["action"]
 )

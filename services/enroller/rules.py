@@ -8,6 +8,8 @@
 * Suppression criteria block enrollment; a suppressed enrolled contact is unenrolled
   before its next action. Leaving suppression does not enroll.
 * ``unenroll_when_criteria_unmet`` unenrolls when the criteria stop matching.
+* A contact that meets the workflow's goal leaves it at once (``goal_met``), on the change
+  that makes it meet the goal or before its next action, whichever comes first.
 * A disabled workflow enrolls nobody (in-flight enrollments are handled by the dispatcher).
 * ``enroll_existing`` enrolls, when a workflow is turned on, contacts that already match
   and were never enrolled in it.
@@ -45,6 +47,7 @@ class Reason(StrEnum):
     CRITERIA_UNMET = "criteria_unmet"
     CONTACT_DELETED = "contact_deleted"
     WORKFLOW_DELETED = "workflow_deleted"
+    GOAL_MET = "goal_met"
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +75,8 @@ def on_change(
     ``before`` is ``None`` when the contact did not exist before this change.
     """
     if enrolled:
+        if workflow.goal_met(after):
+            return Verdict(Kind.UNENROLL, Reason.GOAL_MET)
         if workflow.suppressed(after):
             return Verdict(Kind.UNENROLL, Reason.SUPPRESSED)
         if workflow.unenroll_when_criteria_unmet and not workflow.matches(after):
@@ -112,6 +117,8 @@ def before_step(workflow: CompiledWorkflow | None, properties: Properties) -> Ve
     """Checked before every action is dispatched: an enrollment may have to end first."""
     if workflow is None:
         return Verdict(Kind.UNENROLL, Reason.WORKFLOW_DELETED)
+    if workflow.goal_met(properties):
+        return Verdict(Kind.UNENROLL, Reason.GOAL_MET)
     if workflow.suppressed(properties):
         return Verdict(Kind.UNENROLL, Reason.SUPPRESSED)
     return None

@@ -1,15 +1,17 @@
 """What the enroller remembers per contact, and its compact changelog encoding.
 
-One record per contact key holds the contact's properties, the ids of its latest changes
-(for de-duplication), its active enrollments and how many times it was enrolled in each
-workflow. Everything about one contact therefore changes in one table write.
+One record per contact key holds the contact's properties, when each was last written
+(the change's ``occurred_at``: an older change never overwrites a newer value), the ids of
+its latest changes (for de-duplication), its active enrollments and how many times it was
+enrolled in each workflow. Everything about one contact therefore changes in one table
+write.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
@@ -27,17 +29,31 @@ class Status(StrEnum):
 @dataclass(slots=True)
 class Enrollment:
     sequence: int  # the n-th enrollment of this contact in this workflow (1-based)
-    step: int  # index of the current action
+    # The stable id of the current action (an int position in records written before
+    # actions had ids; the engine reads it against the current revision).
+    step: str | int
     status: Status
     attempt: int = 1
     due: float | None = None  # epoch seconds, for DELAYED and DEFERRED
+    # Ids of the actions this enrollment has finished, in order: never run again, and
+    # where it carries on when a revision removes its current action (see ``plan``).
+    done: list[str] = field(default_factory=list)
 
 
 class ContactState:
     """A contact's record. Enrollments are decoded only when a decision needs them, so a
     change that concerns no workflow costs a JSON round trip and little else."""
 
-    __slots__ = ("_enrollments", "_raw_enrollments", "deleted", "properties", "seen", "sequences")
+    __slots__ = (
+        "_enrollments",
+        "_raw_enrollments",
+        "deleted",
+        "floor",
+        "properties",
+        "seen",
+        "sequences",
+        "stamps",
+    )
 
     def __init__(
         self,
@@ -46,8 +62,15 @@ class ContactState:
         deleted: bool = False,
         enrollments: dict[str, Enrollment] | None = None,
         sequences: dict[str, int] | None = None,
+        stamps: dict[str, int] | None = None,
+        floor: int = 0,
     ) -> None:
         self.properties: dict[str, PropertyValue] = {} if properties is None else properties
+        # Per property (cleared ones too): the occurred_at, in epoch microseconds, of the
+        # change that last wrote it.
+        self.stamps: dict[str, int] = {} if stamps is None else stamps
+        # Changes at or before this moment (the latest deletion) are stale.
+        self.floor = floor
         self.seen: list[str] = [] if seen is None else seen  # digests of change ids, oldest first
         self.deleted = deleted
         self.sequences: dict[str, int] = {} if sequences is None else sequences
@@ -59,8 +82,7 @@ class ContactState:
         """Active enrollments by workflow id."""
         if self._enrollments is None:
             self._enrollments = {
-                workflow: Enrollment(seq, step, _STATUS[status], attempt, due)
-                for workflow, (seq, step, status, attempt, due) in self._raw_enrollments.items()
+                workflow: _decode_enrollment(raw) for workflow, raw in self._raw_enrollments.items()
             }
         return self._enrollments
 
@@ -91,11 +113,17 @@ class ContactState:
             del self.seen[: len(self.seen) - window]
         return True
 
+    def newest(self) -> int:
+        """When the latest change that wrote anything here happened (epoch microseconds)."""
+        return max(self.stamps.values(), default=self.floor)
+
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, ContactState):
             return NotImplemented
         return (
             self.properties == other.properties
+            and self.stamps == other.stamps
+            and self.floor == other.floor
             and self.seen == other.seen
             and self.deleted == other.deleted
             and self.enrollments == other.enrollments
@@ -104,7 +132,8 @@ class ContactState:
 
     def __repr__(self) -> str:
         return (
-            f"ContactState(properties={self.properties!r}, seen={self.seen!r}, "
+            f"ContactState(properties={self.properties!r}, stamps={self.stamps!r}, "
+            f"floor={self.floor!r}, seen={self.seen!r}, "
             f"deleted={self.deleted!r}, enrollments={self.enrollments!r}, "
             f"sequences={self.sequences!r})"
         )
@@ -123,6 +152,10 @@ _STATUS = {status.value: status for status in Status}
 
 def encode_state(state: ContactState) -> bytes:
     record: dict[str, Any] = {"p": state.properties, "s": state.seen}
+    if state.stamps:
+        record.update(_encode_stamps(state.properties, state.stamps))
+    if state.floor:
+        record["f"] = state.floor
     if state.deleted:
         record["x"] = 1
     if state._enrollments is None:
@@ -130,13 +163,45 @@ def encode_state(state: ContactState) -> bytes:
             record["e"] = state._raw_enrollments
     elif state._enrollments:
         record["e"] = {
-            workflow: [e.sequence, e.step, e.status.value, e.attempt, e.due]
+            workflow: [e.sequence, e.step, e.status.value, e.attempt, e.due, e.done]
             for workflow, e in state._enrollments.items()
         }
     if state.sequences:
         record["n"] = state.sequences
     # pydantic-core's JSON (already a dependency) is about three times faster than json's.
     return pydantic_core.to_json(record)
+
+
+def _decode_enrollment(raw: list[Any]) -> Enrollment:
+    sequence, step, status, attempt, due = raw[:5]
+    done = raw[5] if len(raw) > 5 else []
+    return Enrollment(sequence, step, _STATUS[status], attempt, due, done)
+
+
+def _encode_stamps(properties: dict[str, Any], stamps: dict[str, int]) -> dict[str, Any]:
+    """Compactly: the newest stamp, then each property's age relative to it, in the order of
+    ``properties`` (mostly zeros: one change usually writes them all), and the stamps of
+    cleared properties by name."""
+    newest = max(stamps.values())
+    ages = [None if (at := stamps.get(name)) is None else newest - at for name in properties]
+    cleared = {name: newest - at for name, at in stamps.items() if name not in properties}
+    encoded: dict[str, Any] = {"T": newest, "t": ages}
+    if cleared:
+        encoded["c"] = cleared
+    return encoded
+
+
+def _decode_stamps(record: dict[str, Any]) -> dict[str, int]:
+    newest = record.get("T")
+    if newest is None:
+        return {}
+    stamps = {
+        name: newest - age
+        for name, age in zip(record.get("p", {}), record.get("t", ()), strict=False)
+        if age is not None
+    }
+    stamps.update((name, newest - age) for name, age in record.get("c", {}).items())
+    return stamps
 
 
 def decode_state(raw: bytes | None) -> ContactState | None:
@@ -148,6 +213,8 @@ def decode_state(raw: bytes | None) -> ContactState | None:
         seen=record.get("s", []),
         deleted=bool(record.get("x")),
         sequences=record.get("n", {}),
+        stamps=_decode_stamps(record),
+        floor=record.get("f", 0),
     )
     state._enrollments = None
     state._raw_enrollments = record.get("e", {})

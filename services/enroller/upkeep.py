@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from functools import partial
 from typing import TYPE_CHECKING
 
 from structlog.contextvars import bind_contextvars, clear_contextvars
@@ -20,12 +21,14 @@ from . import metrics
 from .existing import turned_on
 from .index import CompiledWorkflow
 from .partitioning import key_on, on_partition, partition_of
+from .retries import retrying
 
 if TYPE_CHECKING:
     from .app import Enroller
 
 log = get_logger("services.enroller")
 YIELD_EVERY = 200  # contacts per event-loop turn in long scans
+TIMER_RETRY_S = 1.0  # a timer whose outputs could not be sent fires again this much later
 
 
 class Upkeep:
@@ -51,20 +54,27 @@ class Upkeep:
             await self.take_over(actives)
         await self.check_turned_on(actives)
         for key in enroller.timers.pop_due(now):
-            clear_contextvars()
-            bind_contextvars(service="enroller", key=key)
-            try:
+            await self.fire(key, now)
+        metrics.TIMERS_PENDING.set(len(enroller.timers))
+
+    async def fire(self, key: str, now: float) -> None:
+        """One contact's due delays and deferrals: outputs first, then the state."""
+        enroller = self.enroller
+        clear_contextvars()
+        bind_contextvars(service="enroller", key=key)
+        try:
+            async with enroller.guard.hold(key):
                 engine = enroller.engine(key, now)
                 engine.fire_due()
-                enroller.store(engine)
-                await enroller.emit(engine)
-            except Exception:
-                log.exception("timer_failed")
-                continue
-            if engine.effects.dirty:
-                metrics.TIMERS_FIRED.inc()
-                enroller.log_handled("timer_fired", engine)
-        metrics.TIMERS_PENDING.set(len(enroller.timers))
+                await retrying(partial(enroller.commit, engine, acked=True))
+        except Exception:
+            # Nothing was written, so the timer is still due in the state: look again soon.
+            log.exception("timer_failed")
+            enroller.timers.schedule(key, now + TIMER_RETRY_S)
+            return
+        if engine.effects.dirty:
+            metrics.TIMERS_FIRED.inc()
+            enroller.log_handled("timer_fired", engine)
 
     def _owned_keys(self, partitions: set[int]) -> list[str]:
         count = self.enroller.partitions
@@ -90,10 +100,11 @@ class Upkeep:
             if number % YIELD_EVERY == 0:
                 await asyncio.sleep(0)
         for key in resend:
-            engine = enroller.engine(key, time.time())
-            engine.resend_pending()
+            async with enroller.guard.hold(key):
+                engine = enroller.engine(key, time.time())
+                engine.resend_pending()
+                await retrying(partial(enroller.commit, engine, acked=True))
             if engine.effects.commands:
-                await enroller.emit(engine)
                 log.info(
                     "commands_resent",
                     key=key,
@@ -129,12 +140,12 @@ class Upkeep:
         keys = [k for k in self._owned_keys({partition}) if k.startswith(prefix)]
         decided = 0
         for number, key in enumerate(keys, 1):
-            engine = enroller.engine(key, time.time())
-            engine.enroll_existing(workflow)
-            enroller.store(engine)
+            async with enroller.guard.hold(key):
+                engine = enroller.engine(key, time.time())
+                engine.enroll_existing(workflow)
+                await retrying(partial(enroller.commit, engine, acked=True))
             if engine.effects.events:
                 decided += 1
-                await enroller.emit(engine)
             if number % YIELD_EVERY == 0:
                 await asyncio.sleep(0)
         log.info(

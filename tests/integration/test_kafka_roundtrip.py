@@ -2,14 +2,30 @@
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
-from kafka.admin import ConfigResource, ConfigResourceType
+from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
 
 from schemas.envelope import Event
 from schemas.registry import EVENT_MODELS
-from schemas.topics import ALL_TOPICS, DEFINITIONS, SUBSCRIPTION_CHANGES, by_name
+from schemas.topics import (
+    ALL_TOPICS,
+    DEFINITIONS,
+    SMS_LEDGER,
+    SMS_REQUESTS,
+    SUBSCRIPTION_CHANGES,
+    by_name,
+)
+from services.common.broker_cli import topics_main
 from services.common.codec import decode
-from services.common.kafka import create_topics, make_admin
+from services.common.kafka import (
+    TopicLayoutError,
+    check_partitioning,
+    create_topics,
+    ensure_topics,
+    make_admin,
+)
 from services.common.settings import KafkaSettings
 from tests.samples import samples
 from tests.support import produce, read_all
@@ -57,3 +73,28 @@ def test_topics_are_created_once_with_their_policies(kafka_settings: KafkaSettin
     by_topic = configs["topic"]
     assert by_topic[kafka_settings.topic(DEFINITIONS)]["cleanup.policy"]["value"] == "compact"
     assert by_topic[kafka_settings.topic(SUBSCRIPTION_CHANGES)]["retention.ms"]["value"] == "-1"
+
+
+def test_topics_create_refuses_a_ledger_partitioned_unlike_the_requests(
+    kafka_bootstrap: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings = KafkaSettings(
+        kafka_bootstrap_servers=kafka_bootstrap, topic_prefix=f"t{uuid.uuid4().hex[:10]}."
+    )
+    # Someone created the ledger by hand, with fewer partitions than the requests get.
+    ensure_topics(settings, [NewTopic(settings.topic(SMS_LEDGER), 2, 1)])
+    monkeypatch.setenv("SMSFLOW_KAFKA_BOOTSTRAP_SERVERS", kafka_bootstrap)
+    monkeypatch.setenv("SMSFLOW_TOPIC_PREFIX", settings.topic_prefix)
+    monkeypatch.setenv("SMSFLOW_PARTITIONS", "3")
+    assert topics_main(["create"]) == 1
+    error = capsys.readouterr().err
+    assert f"{settings.topic(SMS_LEDGER)} has 2" in error
+    assert f"{settings.topic(SMS_REQUESTS)} has 3" in error
+    assert "fix:" in error
+    with pytest.raises(TopicLayoutError):
+        check_partitioning(settings)
+
+
+def test_topics_create_accepts_co_partitioned_topics(kafka_settings: KafkaSettings) -> None:
+    counts = check_partitioning(kafka_settings)
+    assert set(counts.values()) == {3}

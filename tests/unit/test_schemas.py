@@ -63,7 +63,7 @@ def _error_locations(exc: ValidationError) -> list[str]:
         (lambda s: s["actions"].append({"type": "send_email"}), "spec.actions.4", "does not match"),
         (lambda s: s["enrollment"]["criteria"][0][0].update(operator="like"), "operator", ""),
         (lambda s: s["enrollment"]["criteria"][0][0].pop("values"), "criteria", "values"),
-        (lambda s: s.update(object_type="deal"), "spec", "only allowed in contact workflows"),
+        (lambda s: s.update(object_type="deal"), "spec", "object_type deal is not supported"),
         (lambda s: s.update(enabeld=True), "spec.enabeld", "Extra inputs"),
         (lambda s: s["actions"].append({"type": "delay"}), "spec.actions.4.delay", "needs days"),
     ],

@@ -56,6 +56,8 @@ SUPPRESS = workflow(
 DISABLED = workflow("disabled-flow", eq("plan", "pro"), [SEND], enabled=False)
 TOGGLE = workflow("toggle-flow", eq("plan", "basic"), [delay(3), MARKETING, SEND])
 EXISTING = workflow("existing-flow", eq("tier", "platinum"), [SEND], enroll_existing=True)
+REPLAY = workflow("replay-flow", eq("rank", "gold"), [SEND], reenroll_on=["rank"])
+PROBE = workflow("probe-flow", eq("probe", "now"), [SEND])
 
 
 @dataclass
@@ -104,7 +106,8 @@ class Stack:
 def stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     settings = fresh_settings(kafka_bootstrap)
     publish_definitions(
-        settings, [*account_and_message(), ORDER, REENROLL, ONCE, SUPPRESS, DISABLED, TOGGLE]
+        settings,
+        [*account_and_message(), ORDER, REENROLL, ONCE, SUPPRESS, DISABLED, TOGGLE, REPLAY, PROBE],
     )
     enroller = EnrollerProcess(settings, tmp_path_factory.mktemp("enroller")).start()
     tails = (
@@ -126,7 +129,9 @@ def test_enroll_then_actions_in_order_then_completed(stack: Stack) -> None:
     subscribe = stack.command("order-1", 0)
     assert subscribe.action.type == "manage_subscription"
     assert subscribe.enrollment_id == "acme/order-flow/order-1/1"
-    assert subscribe.action_id == "acme/order-flow/order-1/1#0"
+    # A8: the workflow action's stable id, derived from its content (no id was written).
+    assert subscribe.action_id == f"acme/order-flow/order-1/1#{subscribe.action.id}"
+    assert str(subscribe.action.id).startswith("manage-subscription-")
     stack.actions.settle(1.0)
     assert len(stack.commands_of("order-1")) == 1  # nothing runs ahead of a result
 
@@ -290,3 +295,41 @@ def test_health_and_metrics(stack: Stack) -> None:
     metrics = stack.enroller.get("/metrics")
     assert "smsflow_enroller_records_total" in metrics
     assert "smsflow_enroller_decisions_total" in metrics
+
+
+def test_older_changes_published_again_re_enroll_no_one_and_regress_nothing(stack: Stack) -> None:
+    """Issue 10's replay: older changes re-published after newer ones, beyond the window of
+    remembered change ids, and as new records carrying the old ``occurred_at``."""
+    s = stack.settings
+    old = ContactChange(
+        account_id="acme", contact_id="rp-1", properties={"rank": "gold", "firstname": "Old"}
+    )
+    produce(s, CONTACT_CHANGES, [old])
+    answer(s, stack.command("rp-1", 0))
+    stack.wait_decision("rp-1", "completed")
+    newer = ContactChange(
+        account_id="acme", contact_id="rp-1", properties={"rank": "silver", "firstname": "New"}
+    )
+    fillers = [
+        ContactChange(account_id="acme", contact_id="rp-1", properties={"visits": n})
+        for n in range(30)  # more than the enroller remembers change ids of
+    ]
+    produce(s, CONTACT_CHANGES, [newer, *fillers])
+    produce(s, CONTACT_CHANGES, [old, old.model_copy(update={"event_id": "rp-1-again"})])
+    emit(s, "rp-1", probe="now")  # a fresh change, to read the contact as the enroller has it
+
+    probe = stack.actions.wait(
+        lambda items: [
+            c for c in items if c.contact_id == "rp-1" and c.workflow_id == "probe-flow"
+        ],
+        what="the probe's command",
+    )[0]
+    assert probe.contact["rank"] == "silver"
+    assert probe.contact["firstname"] == "New"
+    assert probe.contact["visits"] == 29
+    stack.events.settle(1.0)
+    assert [d for d in stack.decisions_of("rp-1") if d[0] == "replay-flow"] == [
+        ("replay-flow", "enrolled", "criteria_met"),
+        ("replay-flow", "completed", None),
+    ]
+    assert [c.workflow_id for c in stack.commands_of("rp-1")] == ["replay-flow", "probe-flow"]

@@ -56,3 +56,16 @@ def test_a_wrong_outcome_is_a_miss_and_summary_counts() -> None:
     (miss,) = [ok for c, _, ok in progress.verdicts(latest) if c.id == "1004"]
     assert miss is False
     assert progress.summary(latest) == f"waiting for {len(story.contacts)} contacts: 1 settled"
+
+
+def test_a_sending_window_deferral_meets_an_expectation_that_allows_it() -> None:
+    story = load_story(STORY)
+    progress = Progress(story)
+    latest = index_latest(
+        [
+            event("1007", "cart-flow", SmsStatus.DEFERRED, "sending_window"),
+            event("1008", "cart-flow", SmsStatus.DEFERRED, "quiet_hours"),
+        ]
+    )
+    verdicts = {c.id: ok for c, e, ok in progress.verdicts(latest) if e.workflow == "cart-flow"}
+    assert verdicts == {"1007": True, "1008": False}

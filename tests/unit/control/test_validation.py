@@ -50,7 +50,7 @@ def test_the_design_documents_and_the_examples_are_valid() -> None:
     assert validate(sources(account(), message(), workflow()), Catalog())[1] == []
     parsed, problems = validate(load_path(EXAMPLES), Catalog())
     assert problems == []
-    assert len(parsed) == 6
+    assert len(parsed) == 8
 
 
 def test_references_may_point_to_published_documents() -> None:
@@ -141,13 +141,17 @@ def test_unsubscribing_needs_no_basis() -> None:
     assert validate(sources(account(), message(), wf), Catalog())[1] == []
 
 
-def test_manage_subscription_outside_a_contact_workflow() -> None:
+@pytest.mark.parametrize("object_type", ["deal", "ticket", "company"])
+def test_workflows_of_other_objects_than_contacts_are_refused(object_type: str) -> None:
+    """A8 (which replaces A5's narrower manage_subscription check): a non-contact workflow
+    would be accepted and then enroll no one, so it is refused at apply."""
     wf = workflow()
-    wf["spec"]["object_type"] = "deal"
+    wf["spec"]["object_type"] = object_type
     found = only(validate(sources(account(), message(), wf), Catalog())[1])
-    assert found.field == "spec.actions[0]"
-    assert "only allowed in contact workflows" in found.message
+    assert found.field == "spec.object_type"
+    assert f"object_type {object_type} is not supported" in found.message
     assert "object_type: contact" in found.fix
+    assert "fix: set spec.object_type: contact" in str(found)
 
 
 def test_unknown_subscription_type_in_a_message_and_in_an_action() -> None:
@@ -228,3 +232,38 @@ def test_two_accounts_may_not_share_a_sender_number() -> None:
     assert "already the sender of account 'acme'" in found.message
     other["spec"]["sender"] = "+358451234568"
     assert validate(sources(other), published(account()))[1] == []
+
+
+def test_an_action_id_used_twice_in_one_workflow() -> None:
+    doc = workflow()
+    doc["spec"]["actions"][0]["id"] = "first"
+    doc["spec"]["actions"][3]["id"] = "first"
+    found = only(validate(sources(account(), message(), doc), Catalog())[1])
+    assert found.field == "spec.actions"
+    assert "'first' is used by more than one action" in found.message
+    assert "id of its own" in found.fix
+
+
+def test_actions_inside_branches_are_checked_and_branch_criteria_like_enrollment_criteria() -> None:
+    wf = workflow()
+    wf["spec"]["actions"].append(
+        {
+            "type": "branch",
+            "branches": [
+                {
+                    "name": "vip",
+                    "criteria": [[{"property": "vip", "operator": "eq", "value": "true"}]],
+                    "actions": [{"type": "send_sms", "message": "nowhere"}],
+                }
+            ],
+        }
+    )
+    found = only(validate(sources(account(), message(), wf), Catalog())[1])
+    assert found.field == "spec.actions[4].branches[0].actions[0].message"
+    assert "'nowhere' does not exist" in found.message
+
+    wf["spec"]["actions"][4]["branches"][0]["criteria"] = [[{"property": "vip", "operator": "eq"}]]
+    wf["spec"]["actions"][4]["branches"][0]["actions"] = []
+    found = only(validate(sources(account(), message(), wf), Catalog())[1])
+    assert found.field.startswith("spec.actions[4].branches[0].criteria[0][0]")
+    assert "operator eq needs a 'value'" in found.message

@@ -19,7 +19,22 @@ from services.common.codec import decode, encode
 from services.enroller.app import Enroller
 from services.enroller.partitioning import partition_of
 from services.enroller.settings import EnrollerSettings
+from services.enroller.state import ContactState
 from tests.unit.enroller.builders import change, definitions, result, workflow
+
+
+def acked_send(error: BaseException | None = None) -> AsyncMock:
+    """A topic's ``send``: queues, and returns the delivery future (failed with ``error``)."""
+
+    async def send(**_: Any) -> asyncio.Future[None]:
+        delivered: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if error is None:
+            delivered.set_result(None)
+        else:
+            delivered.set_exception(error)
+        return delivered
+
+    return AsyncMock(side_effect=send)
 
 
 class Harness:
@@ -29,8 +44,8 @@ class Harness:
         # In-memory stand-ins: faust tables need a running producer to write changelogs.
         self.enroller.contacts = {}  # type: ignore[assignment]
         self.enroller.marks = {}  # type: ignore[assignment]
-        for topic in ("actions", "events", "dead_letters"):
-            setattr(getattr(self.enroller, topic), "send", AsyncMock())  # noqa: B010
+        for topic in ("actions", "events", "results", "statuses", "dead_letters"):
+            setattr(getattr(self.enroller, topic), "send", acked_send())  # noqa: B010
         self.agent: Any = None
 
     def sent(self, topic: str) -> list[tuple[bytes, bytes]]:
@@ -96,7 +111,8 @@ async def test_one_log_line_per_record_without_phone_numbers(harness: Harness) -
         await harness.put(b"{not json", b"acme:1")
     assert [line["event"] for line in logs] == ["change_applied", "record_dead_lettered"]
     assert logs[0]["decisions"] == ["enrolled:welcome-flow:criteria_met"]
-    assert logs[0]["dispatched"] == ["acme/welcome-flow/1001/1#0"]
+    [dispatched] = logs[0]["dispatched"]
+    assert dispatched.startswith("acme/welcome-flow/1001/1#manage-subscription-")
     assert "+358401234567" not in str(logs)
 
 
@@ -183,3 +199,42 @@ def test_timer_writes_stand_in_for_an_event_of_the_keys_partition() -> None:
         assert event is not None
         assert event.message.partition == 4
     assert faust.streams.current_event() is None
+
+
+@pytest.mark.asyncio
+async def test_a_timer_whose_send_fails_keeps_its_state_and_fires_again(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The timer sends before it writes: a failed send is retried later, never lost."""
+    monkeypatch.setattr("services.enroller.retries.PAUSE_S", 0.0)
+    enroller = harness.enroller
+    customer = change(lifecyclestage="customer")
+    key = customer.key
+    await harness.put(encode(customer), key.encode())
+    for _ in range(2):  # subscribe, then marketing status; then the 5-minute delay
+        await harness.until(lambda: len(harness.commands()) > 0)
+        await harness.put(encode(result(harness.commands()[-1])), key.encode())
+    await harness.until(lambda: (enroller.load(key) or ContactState()).next_due() is not None)
+    before = enroller.load(key)
+    assert before is not None
+    due = before.next_due()
+    assert due is not None
+
+    for failing in (
+        AsyncMock(side_effect=RuntimeError("broker down")),  # refused when queued
+        acked_send(RuntimeError("not acknowledged")),  # queued, then not delivered
+    ):
+        enroller.actions.send = failing
+        await enroller.upkeep.fire(key, due)
+        assert enroller.load(key) == before  # nothing written
+        assert enroller.timers.pop_due(due + 1.0) == [key]  # and it is due again shortly
+
+    enroller.actions.send = acked_send()
+    await enroller.upkeep.fire(key, due + 1.0)
+    [(_, value)] = [
+        (c.kwargs["key"], c.kwargs["value"]) for c in enroller.actions.send.await_args_list
+    ]
+    assert decode(ActionCommand, value).action.type == "send_sms"
+    after = enroller.load(key)
+    assert after is not None
+    assert after.next_due() is None

@@ -34,7 +34,10 @@ def test_enroll_then_actions_strictly_in_order_then_completed() -> None:
     assert h.decisions() == [(FLOW, "enrolled", "criteria_met")]
     assert [c.step for c in h.commands] == [0]
     first = h.commands[0]
-    assert first.action_id == action_id(EID, 0)
+    # A8: the action id is the workflow action's stable id, not its position.
+    assert first.action.id is not None
+    assert first.action.id.startswith("manage-subscription-")
+    assert first.action_id == action_id(EID, first.action.id)
     assert first.enrollment_id == EID
     assert first.action.type == "manage_subscription"
     assert first.contact == {"lifecyclestage": "customer", "firstname": "Aino"}
@@ -53,7 +56,8 @@ def test_enroll_then_actions_strictly_in_order_then_completed() -> None:
     assert state is not None
     assert state.properties["hs_marketable_status"] == "true"
     enrollment = state.enrollments[FLOW]
-    assert (enrollment.step, enrollment.status, enrollment.due) == (2, Status.DELAYED, T0 + 300)
+    assert (enrollment.status, enrollment.due) == (Status.DELAYED, T0 + 300)
+    assert str(enrollment.step).startswith("delay-")
     assert len(h.commands) == 2  # a delay is never sent to the action runner
 
     h.tick(T0 + 299)
@@ -305,7 +309,7 @@ def test_enroll_existing_enrolls_matching_contacts_once() -> None:
     [
         (lambda c: result(c).model_copy(update={"contact_id": "2"}), "under key"),
         (lambda c: result(c).model_copy(update={"enrollment_id": "acme/x/1001/1"}), "not an enr"),
-        (lambda c: result(c).model_copy(update={"step": 3}), "is not step 3"),
+        (lambda c: result(c).model_copy(update={"action_id": "acme/x/1001/1#a"}), "not an action"),
     ],
 )
 def test_results_that_cannot_belong_to_the_contact_are_invalid(record: object, reason: str) -> None:
@@ -340,8 +344,9 @@ def _play(ops: list[tuple[str, object, bool]], twice: bool) -> Harness:
     clock = T0
     for number, (op, arg, flag) in enumerate(ops):
         if op == "change":
+            moment = datetime.fromtimestamp(T0 + number, UTC)  # part of the state: fixed
             record = change(lifecyclestage=arg, vip=flag).model_copy(
-                update={"event_id": f"c{number}"}
+                update={"event_id": f"c{number}", "occurred_at": moment}
             )
             for _ in range(1 + twice):
                 h.change(record)

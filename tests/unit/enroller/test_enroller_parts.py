@@ -27,10 +27,11 @@ props = st.dictionaries(
 enrollments = st.builds(
     Enrollment,
     sequence=st.integers(1, 9),
-    step=st.integers(0, 9),
+    step=st.one_of(st.integers(0, 9), st.text(alphabet="abc-0", min_size=1, max_size=8)),
     status=st.sampled_from(list(Status)),
     attempt=st.integers(1, 5),
     due=st.one_of(st.none(), st.floats(0, 2e9)),
+    done=st.lists(st.text(alphabet="abc-0", min_size=1, max_size=8), max_size=4),
 )
 states = st.builds(
     ContactState,
@@ -39,6 +40,8 @@ states = st.builds(
     deleted=st.booleans(),
     enrollments=st.dictionaries(st.text(min_size=1, max_size=5), enrollments, max_size=3),
     sequences=st.dictionaries(st.text(min_size=1, max_size=5), st.integers(1, 9), max_size=3),
+    stamps=st.dictionaries(st.text(min_size=1, max_size=8), st.integers(0, 2**53), max_size=4),
+    floor=st.integers(0, 2**53),
 )
 
 
@@ -199,3 +202,16 @@ def test_index_keeps_groups_with_two_requirements_on_one_property() -> None:
         index.candidates("acme", ["stage"], after={"stage": "a", "tier": "silver"})[0].workflow_id
         == "same"
     )
+
+
+def test_property_stamps_round_trip_compactly() -> None:
+    state = ContactState(
+        properties={"a": 1, "b": "x", "legacy": True},
+        stamps={"a": 5_000_000, "b": 7_000_000, "gone": 6_000_000},  # "legacy": no stamp yet
+    )
+    raw = encode_state(state)
+    assert b'"T":7000000,"t":[2000000,0,null],"c":{"gone":1000000}' in raw
+    decoded = decode_state(raw)
+    assert decoded is not None
+    assert decoded.stamps == state.stamps
+    assert decoded == state
