@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,7 +26,15 @@ def processes() -> Iterator[list[subprocess.Popen[bytes]]]:
 
 def sleeper(*args: str, cwd: Path | None = None) -> subprocess.Popen[bytes]:
     """A process whose command line ends with ``args`` (python ignores them)."""
-    return subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", *args], cwd=cwd)
+    process = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(60)", *args], cwd=cwd
+    )
+    # Until the child has exec'd, /proc shows the parent's command line.
+    cmdline = Path(f"/proc/{process.pid}/cmdline")
+    deadline = time.monotonic() + 10
+    while b"time.sleep(60)" not in cmdline.read_bytes() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return process
 
 
 def broker_with_pid(tmp_path: Path, pid: int) -> LocalBroker:
