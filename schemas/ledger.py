@@ -10,7 +10,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Literal
 
-from pydantic import Field
+from pydantic import AwareDatetime, Field
 
 from schemas.envelope import Event, Id
 from schemas.sms import Encoding
@@ -24,11 +24,18 @@ class LedgerState(StrEnum):
     DELIVERED = "delivered"  # delivery callback
     UNDELIVERED = "undelivered"  # delivery callback
     FAILED = "failed"  # refused for good, retries exhausted, or ambiguous and unresolved
+    SKIPPED = "skipped"  # never sent: the number opted out after the request was queued
 
 
 # States after which the gateway is never called again for the key.
 SETTLED_STATES = frozenset(
-    {LedgerState.SENT, LedgerState.DELIVERED, LedgerState.UNDELIVERED, LedgerState.FAILED}
+    {
+        LedgerState.SENT,
+        LedgerState.DELIVERED,
+        LedgerState.UNDELIVERED,
+        LedgerState.FAILED,
+        LedgerState.SKIPPED,
+    }
 )
 
 
@@ -52,6 +59,9 @@ class SmsLedgerEntry(Event):
     provider_message_id: str | None = None
     error_code: str | None = None
     reason: str | None = None
+    # When the gateway was first called for the key: a resend through an API that
+    # de-duplicates is safe only within the gateway's idempotency window from then.
+    first_attempt_at: AwareDatetime | None = None
 
     @property
     def key(self) -> str:

@@ -42,6 +42,7 @@ class RequestConsumer:
         on_ready: Callable[[], None],
         on_crash: Callable[[BaseException], None] = lambda _: None,
         waiting: Callable[[], int] = lambda: 0,
+        blocked: Callable[[], bool] = lambda: False,
     ) -> None:
         self.settings = settings
         self.topic = settings.topic(SMS_REQUESTS)
@@ -51,6 +52,8 @@ class RequestConsumer:
         self.on_ready = on_ready
         self.on_crash = on_crash
         self.waiting = waiting
+        # True while the gateway's circuit breaker holds calls back: consumption pauses.
+        self.blocked = blocked
         self.max_in_flight = max(settings.sender_max_in_flight, 1)
         self._consumer: KafkaConsumer | None = None
         self._new: set[int] = set()
@@ -161,6 +164,11 @@ class RequestConsumer:
             return Job(partition, offset, dead_letter=letter)
         return Job(partition, offset, request=request)
 
+    def owns(self, partition: int) -> bool:
+        """Whether ``partition`` is still assigned here (read from the loop before each
+        gateway call: a revoked partition's requests are left to the new owner)."""
+        return partition in self._owned
+
     def _sync_new_partitions(self) -> None:
         wanted, self._new = self._new, set()
         while not self.sync_ledger(wanted):
@@ -177,11 +185,11 @@ class RequestConsumer:
         # Requests that only wait for a delivery callback (ambiguous, Twilio) do not count:
         # after a crash many may wait for minutes, and sending must go on meanwhile.
         pending = self.tracker.pending() - self.waiting()
-        if pending >= self.max_in_flight:
+        if pending >= self.max_in_flight or self.blocked():
             running = consumer.assignment() - consumer.paused()
             if running:
                 consumer.pause(*running)
-        elif pending <= self.max_in_flight * 3 // 4:
+        elif pending <= self.max_in_flight * 3 // 4 and not self.blocked():
             paused = consumer.paused()
             if paused:
                 consumer.resume(*paused)

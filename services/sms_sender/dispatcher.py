@@ -13,25 +13,42 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from urllib.parse import quote
 
 import structlog
 
 from schemas.dead_letters import DeadLetter
 from schemas.ledger import SETTLED_STATES, LedgerState, SmsLedgerEntry
-from schemas.sms import SmsRequest
+from schemas.sms import SkipReason, SmsRequest
 from services.common.logging import get_logger
 from services.sms_sender import ledger as rules
 from services.sms_sender.callbacks import DeliveryReport, apply_report
-from services.sms_sender.gateway import Ambiguous, SmsGateway
+from services.sms_sender.circuit_breaker import CircuitBreaker
+from services.sms_sender.gateway import (
+    Accepted,
+    Ambiguous,
+    Refused,
+    Rejected,
+    SendOutcome,
+    SmsGateway,
+)
 from services.sms_sender.ledger import Ledger
 from services.sms_sender.metrics import Metrics
 from services.sms_sender.offsets import OffsetTracker
+from services.sms_sender.opt_outs import OptOutView
 from services.sms_sender.publisher import Publisher
 from services.sms_sender.rate_limiter import RateLimiter
-from services.sms_sender.retries import AwaitCallback, Retry, RetryPolicy, next_step
-from services.sms_sender.statuses import advance, new_entry, opt_out_event
+from services.sms_sender.retries import (
+    GATEWAY_UNAVAILABLE,
+    UNREACHABLE,
+    AwaitCallback,
+    Retry,
+    RetryPolicy,
+    Wait,
+    next_step,
+)
+from services.sms_sender.statuses import advance, deferred_event, new_entry, opt_out_event
 from services.sms_sender.statuses import transition_events as announce
 
 log = get_logger("sms_sender")
@@ -61,6 +78,10 @@ class Dispatcher:
         ledger: Ledger | None = None,
         rng: random.Random | None = None,
         on_crash: Callable[[BaseException], None] | None = None,
+        opt_outs: OptOutView | None = None,
+        breaker: CircuitBreaker | None = None,
+        replay_window_s: float = float("inf"),
+        owns: Callable[[int], bool] = lambda _: True,
     ) -> None:
         self.gateway = gateway
         self.publisher = publisher
@@ -73,6 +94,12 @@ class Dispatcher:
         self.ledger = ledger or Ledger()
         self.rng = rng or random.Random()
         self.on_crash = on_crash
+        self.opt_outs = opt_outs or OptOutView()
+        self.breaker = breaker or CircuitBreaker()
+        # How long the gateway remembers an Idempotency-Key (its replay window).
+        self.replay_window_s = replay_window_s
+        # Whether this instance still owns a partition of sms-requests (read before each call).
+        self.owns = owns
         self.tasks: set[asyncio.Task[None]] = set()
         self._settled: dict[str, asyncio.Event] = {}
         self._active: dict[str, asyncio.Future[None]] = {}  # keys being handled here now
@@ -139,7 +166,9 @@ class Dispatcher:
 
     async def _handle_request(self, request: SmsRequest, partition: int) -> None:
         key = request.idempotency_key
-        plan = rules.plan(self.ledger.get(key), self.ambiguous_wait_s)
+        plan = rules.plan(
+            self.ledger.get(key), self.ambiguous_wait_s, datetime.now(UTC), self.replay_window_s
+        )
         if isinstance(plan, rules.Skip):
             await self._announce_again(plan.entry, request)
             self.metrics.requests.labels("duplicate").inc()
@@ -162,30 +191,58 @@ class Dispatcher:
     async def _send(self, request: SmsRequest, partition: int, plan: rules.Send) -> None:
         key = request.idempotency_key
         attempt, ambiguous_before = plan.attempts, plan.ambiguous_before
+        counted = plan.attempts  # attempts that count against the limit (not outage waits)
+        deferrals = 0
         while True:
-            attempt += 1
             await self._pace(request)
-            sending = new_entry(request, S.SENDING, api=self.gateway.api, attempts=attempt)
+            if await self._gateway_ready(request, attempt, deferrals == 0):
+                deferrals += 1
+            if not self.owns(partition):
+                log.info("sms_left_to_new_owner")  # revoked: its next owner starts over
+                return
+            attempt += 1
+            current = self.ledger.get(key)
+            sending = new_entry(
+                request,
+                S.SENDING,
+                api=self.gateway.api,
+                attempts=attempt,
+                first_attempt_at=(current and current.first_attempt_at) or datetime.now(UTC),
+            )
             if not await self._record(sending, partition):
                 return  # settled meanwhile (a callback or another sender): nothing to send
+            # The last moment: a STOP may have arrived while this request queued or waited.
+            if self.opt_outs.opted_out(request.account_id, request.to):
+                skipped = advance(sending, S.SKIPPED, reason=SkipReason.OPTED_OUT.value)
+                await self._record(skipped, partition)
+                return
             started = time.monotonic()
             outcome = await self.gateway.send(request, self.callback_base + quote(key, safe=""))
-            self.metrics.gateway_seconds.observe(time.monotonic() - started)
-            self.metrics.gateway_calls.labels(type(outcome).__name__.lower()).inc()
+            self._observe(outcome, started)
+            now = datetime.now(UTC)
             step = next_step(
                 outcome,
-                attempt=attempt,
+                attempt=counted + 1,
                 dedupes=self.gateway.dedupes,
                 policy=self.policy,
                 rng=self.rng,
                 ambiguous_before=ambiguous_before,
+                age_s=(now - request.occurred_at).total_seconds(),
+                replay_safe=rules.replay_safe(self.ledger.get(key), now, self.replay_window_s),
             )
             current = self.ledger.get(key) or sending
-            if isinstance(step, Retry):
+            if isinstance(step, Retry | Wait):
                 if isinstance(outcome, Ambiguous):
                     ambiguous_before = True  # stays "sending": a resend must reuse the key
                 else:
                     await self._record(advance(current, S.RETRYING, reason=step.reason), partition)
+                if isinstance(step, Wait):
+                    deferrals += 1
+                    until = now + timedelta(seconds=step.delay_s)
+                    event = deferred_event(current, step.reason, until, deferrals)
+                    await self.publisher.statuses([event])
+                else:
+                    counted += 1
                 log.debug("sms_retry_scheduled", delay_s=round(step.delay_s, 3), why=step.reason)
                 await asyncio.sleep(step.delay_s)
                 continue
@@ -208,6 +265,41 @@ class Dispatcher:
             if await self._record(done, partition) and step.rejected and step.rejected.opted_out:
                 await self.publisher.inbound(opt_out_event(done, request))
             return
+
+    async def _gateway_ready(self, request: SmsRequest, attempts: int, announce: bool) -> bool:
+        """Wait while the circuit breaker holds calls back; True when this SMS waited and a
+        ``deferred`` (gateway_unavailable) status said so."""
+        wait = self.breaker.wait_s(time.monotonic())
+        if wait <= 0:
+            return False
+        if announce:
+            entry = self.ledger.get(request.idempotency_key) or new_entry(
+                request, S.RETRYING, api=self.gateway.api, attempts=attempts
+            )
+            until = datetime.now(UTC) + timedelta(seconds=wait)
+            await self.publisher.statuses([deferred_event(entry, GATEWAY_UNAVAILABLE, until, 0)])
+        while wait > 0:
+            await asyncio.sleep(wait)
+            wait = self.breaker.wait_s(time.monotonic())
+        return announce
+
+    def _observe(self, outcome: SendOutcome, started: float) -> None:
+        now = time.monotonic()
+        self.metrics.gateway_seconds.observe(now - started)
+        self.metrics.gateway_calls.labels(type(outcome).__name__.lower()).inc()
+        answered = isinstance(outcome, Accepted | Rejected) or (
+            isinstance(outcome, Refused) and outcome.reason not in UNREACHABLE
+        )
+        if answered:
+            if self.breaker.is_open:
+                log.info("gateway_circuit_closed")
+            self.breaker.succeeded(now)
+            return
+        was_open = self.breaker.is_open
+        self.breaker.failed(now)
+        if self.breaker.is_open and not was_open:
+            why = outcome.reason if isinstance(outcome, Refused | Ambiguous) else "?"
+            log.warning("gateway_circuit_opened", failures=self.breaker.failures, last=why)
 
     async def _await_outcome(
         self, entry: SmsLedgerEntry, partition: int, deadline: datetime

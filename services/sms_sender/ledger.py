@@ -57,18 +57,34 @@ class Await:
 Plan = Skip | Send | Await
 
 
-def plan(entry: SmsLedgerEntry | None, ambiguous_wait_s: float) -> Plan:
+def replay_safe(entry: SmsLedgerEntry | None, now: datetime, window_s: float) -> bool:
+    """Whether the gateway still remembers the key: its first call is within the window."""
+    if entry is None or entry.api != "http":
+        return entry is None
+    first = entry.first_attempt_at or entry.occurred_at
+    return (now - first).total_seconds() < window_s
+
+
+def plan(
+    entry: SmsLedgerEntry | None,
+    ambiguous_wait_s: float,
+    now: datetime | None = None,
+    replay_window_s: float = float("inf"),
+) -> Plan:
     """What to do with a request whose key is in state ``entry``."""
     if entry is None:
         return Send()
     if entry.state in SETTLED_STATES:
         return Skip(entry)
-    if entry.state is S.RETRYING:
-        return Send(entry.attempts)  # refused without being processed: safe either way
-    if entry.api == "http":
+    if entry.state is S.RETRYING and entry.api != "http":
+        # Twilio: an ambiguous attempt is never followed by a resend, so only refusals
+        # (never processed) came before: safe.
+        return Send(entry.attempts)
+    if entry.api == "http" and replay_safe(entry, now or entry.occurred_at, replay_window_s):
         # The generic API replays the first answer for a key: resending cannot duplicate.
-        return Send(entry.attempts, ambiguous_before=True)
-    # sending (the process died mid-request) or unknown, on an API that would send twice.
+        return Send(entry.attempts, ambiguous_before=entry.state is not S.RETRYING)
+    # sending (the process died mid-request) or unknown, on an API that would send twice,
+    # or whose memory of the key has expired.
     return Await(entry, entry.occurred_at + timedelta(seconds=ambiguous_wait_s))
 
 

@@ -10,18 +10,20 @@ import uuid
 
 from aiohttp import web
 
-from schemas.topics import SMS_LEDGER
+from schemas.topics import OPT_OUTS, SMS_LEDGER
 from services.common.definitions_feed import DefinitionsFeed
 from services.common.logging import get_logger
 from services.sms_sender.async_kafka import make_producer
+from services.sms_sender.circuit_breaker import CircuitBreaker
 from services.sms_sender.consumer import RequestConsumer
 from services.sms_sender.dispatcher import Dispatcher, Job
 from services.sms_sender.gateway import SmsGateway
 from services.sms_sender.http_client import make_session
 from services.sms_sender.http_gateway import HttpGateway
-from services.sms_sender.ledger_feed import LedgerFeed
+from services.sms_sender.ledger_feed import ledger_feed, opt_out_feed
 from services.sms_sender.metrics import Metrics
 from services.sms_sender.offsets import OffsetTracker
+from services.sms_sender.opt_outs import OptOutView
 from services.sms_sender.publisher import KafkaPublisher
 from services.sms_sender.rate_limiter import RateLimiter
 from services.sms_sender.retries import RetryPolicy
@@ -90,26 +92,46 @@ async def run(settings: SenderSettings, stop: asyncio.Event) -> int:
             max_attempts=settings.sender_max_attempts,
             base_s=settings.sender_backoff_base_s,
             cap_s=settings.sender_backoff_cap_s,
+            give_up_after_s=settings.sender_give_up_after_s,
         ),
         limiter=RateLimiter(settings.sender_messages_per_s, settings.sender_segments_per_s),
         ambiguous_wait_s=settings.sender_ambiguous_wait_s,
         metrics=metrics,
         rng=random.Random(),
         on_crash=crash,
+        opt_outs=OptOutView(),
+        breaker=CircuitBreaker(
+            threshold=settings.sender_breaker_threshold,
+            cooldown_s=settings.sender_breaker_cooldown_s,
+            max_cooldown_s=settings.sender_breaker_max_cooldown_s,
+        ),
+        replay_window_s=settings.sender_gateway_idempotency_window_s,
+        owns=lambda partition: bool(consumers) and consumers[0].owns(partition),
     )
+    consumers: list[RequestConsumer] = []
 
-    feed = LedgerFeed(settings, writer, dispatcher.apply_remote)
+    feed = ledger_feed(settings, writer, dispatcher.apply_remote)
+    opt_outs = opt_out_feed(settings, dispatcher.opt_outs.apply)
     try:
         await feed.start(await producer.partitions_for(settings.topic(SMS_LEDGER)))
-        await asyncio.wait_for(feed.barrier(), LEDGER_REBUILD_TIMEOUT_S)
-        feed.on_crash = crash
+        await opt_outs.start(await producer.partitions_for(settings.topic(OPT_OUTS)))
+        await asyncio.wait_for(
+            asyncio.gather(feed.barrier(), opt_outs.barrier()), LEDGER_REBUILD_TIMEOUT_S
+        )
+        feed.on_crash = opt_outs.on_crash = crash
     except BaseException:
         log.error("ledger_rebuild_failed", topic=settings.topic(SMS_LEDGER))
         await feed.stop()
+        await opt_outs.stop()
         await producer.stop()
         await dispatcher.gateway.close()
         raise
-    log.info("ledger_rebuilt", keys=len(dispatcher.ledger), records=feed.read)
+    log.info(
+        "ledger_rebuilt",
+        keys=len(dispatcher.ledger),
+        records=feed.read,
+        opted_out_numbers=len(dispatcher.opt_outs),
+    )
     definitions = DefinitionsFeed(settings)
     await loop.run_in_executor(None, definitions.start, 60.0)
 
@@ -158,7 +180,10 @@ async def run(settings: SenderSettings, stop: asyncio.Event) -> int:
         on_ready=on_ready,
         on_crash=crash_from_thread,
         waiting=lambda: dispatcher.waiting,
-    ).start()
+        blocked=lambda: dispatcher.breaker.is_open,
+    )
+    consumers.append(consumer)
+    consumer.start()
     try:
         await stop.wait()
     finally:
@@ -170,6 +195,7 @@ async def run(settings: SenderSettings, stop: asyncio.Event) -> int:
         await runner.cleanup()
         await dispatcher.gateway.close()
         await feed.stop()
+        await opt_outs.stop()
         await producer.stop()  # sends what is buffered first
         definitions.stop()
     return 1 if crashed or consumer.error else 0

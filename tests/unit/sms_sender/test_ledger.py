@@ -90,3 +90,18 @@ def test_ledger_keeps_the_latest_entry_its_partition_and_provider_ids() -> None:
     assert ledger.partition_of(sending.idempotency_key) == 4
     assert ledger.key_for_provider_id("SM1") == sending.idempotency_key
     assert len(ledger) == 1
+
+
+def test_an_http_resend_past_the_gateways_idempotency_window_is_not_blind() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from services.sms_sender.ledger import Await
+
+    old = entry(S.SENDING, attempts=1, api="http")
+    later = old.occurred_at + timedelta(hours=25)
+    assert plan(old, 60, old.occurred_at + timedelta(minutes=5), 86400) == Send(
+        1, ambiguous_before=True
+    )
+    awaited = plan(old, 60, later, 86400)
+    assert isinstance(awaited, Await)  # the gateway may have forgotten the key
+    assert awaited.deadline < datetime.now(UTC) + timedelta(days=1)
