@@ -35,6 +35,10 @@ class CircuitBreaker:
     def failures(self) -> int:
         return sum(1 for _, ok in self._recent if not ok)
 
+    def holding(self, now: float) -> bool:
+        """Open and still cooling down (no probe due): a call now would be wasted."""
+        return self.open_until is not None and now < self.open_until
+
     def wait_s(self, now: float) -> float:
         """Seconds until a call may go; 0 means go now (when half-open: as the probe)."""
         if self.open_until is None:

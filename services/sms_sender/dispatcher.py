@@ -9,6 +9,7 @@ an offset is finished only once the key's outcome is recorded.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import time
 from collections.abc import Callable
@@ -100,6 +101,8 @@ class Dispatcher:
         self.replay_window_s = replay_window_s
         # Whether this instance still owns a partition of sms-requests (read before each call).
         self.owns = owns
+        # Set (and replaced) when the breaker closes, so held-back requests go at once.
+        self._gateway_back = asyncio.Event()
         self.tasks: set[asyncio.Task[None]] = set()
         self._settled: dict[str, asyncio.Event] = {}
         self._active: dict[str, asyncio.Future[None]] = {}  # keys being handled here now
@@ -194,9 +197,13 @@ class Dispatcher:
         counted = plan.attempts  # attempts that count against the limit (not outage waits)
         deferrals = 0
         while True:
-            await self._pace(request)
             if await self._gateway_ready(request, attempt, deferrals == 0):
                 deferrals += 1
+            # Paced after the breaker's wait: a backlog that waited out an outage drains
+            # within the rate limit, not all at once when the gateway is back.
+            await self._pace(request)
+            if self.breaker.holding(time.monotonic()):
+                continue  # the breaker opened while this one was paced
             if not self.owns(partition):
                 log.info("sms_left_to_new_owner")  # revoked: its next owner starts over
                 return
@@ -279,7 +286,8 @@ class Dispatcher:
             until = datetime.now(UTC) + timedelta(seconds=wait)
             await self.publisher.statuses([deferred_event(entry, GATEWAY_UNAVAILABLE, until, 0)])
         while wait > 0:
-            await asyncio.sleep(wait)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._gateway_back.wait(), wait)
             wait = self.breaker.wait_s(time.monotonic())
         return announce
 
@@ -293,6 +301,8 @@ class Dispatcher:
         if answered:
             if self.breaker.is_open:
                 log.info("gateway_circuit_closed")
+                self._gateway_back.set()
+                self._gateway_back = asyncio.Event()
             self.breaker.succeeded(now)
             return
         was_open = self.breaker.is_open

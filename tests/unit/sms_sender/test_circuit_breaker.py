@@ -44,3 +44,11 @@ def test_a_burst_of_failures_after_a_quiet_spell_opens_it() -> None:
     for n in range(30):
         breaker.failed(10.0 + n * 0.01)  # the successes are out of the window by now
     assert breaker.is_open
+
+
+def test_holding_is_the_cool_down_only() -> None:
+    breaker = CircuitBreaker(threshold=1, cooldown_s=1.0)
+    assert not breaker.holding(0.0)
+    breaker.failed(0.0)
+    assert breaker.holding(0.5)
+    assert not breaker.holding(1.5)  # a probe is due: not held
