@@ -62,6 +62,11 @@ class SmsLedgerEntry(Event):
     # When the gateway was first called for the key: a resend through an API that
     # de-duplicates is safe only within the gateway's idempotency window from then.
     first_attempt_at: AwareDatetime | None = None
+    # A ``sending`` entry is a claim: the sender instance that wrote it and that instance's
+    # assignment generation of the partition. Another instance waits for a claim it does
+    # not own to be settled or released; it never sends over it.
+    writer: str | None = None
+    generation: int | None = None
 
     @property
     def key(self) -> str:

@@ -60,6 +60,9 @@ class RequestConsumer:
         self._owned: set[int] = set()
         self._revoked: set[int] = set()
         self._ready = False
+        # Bumped at every assignment: claims name the generation they were made in.
+        self.generation = 0
+        self._rewind: dict[int, int] = {}  # partition -> offset to fetch again from
         self._stop = threading.Event()
         self._drain_on_stop = True
         self._thread = threading.Thread(target=self._run, name="request-consumer", daemon=True)
@@ -99,6 +102,8 @@ class RequestConsumer:
             while not self._stop.is_set():
                 batch = consumer.poll(timeout_ms=50)
                 _finish_pending_join(consumer)
+                # Records of a partition fetched again are dropped here: they come again.
+                rewound = self._fetch_released_again(consumer) if self._rewind else set()
                 if self._new:
                     self._sync_new_partitions()
                 # Records of a partition no longer owned are left to its new owner, which
@@ -106,7 +111,7 @@ class RequestConsumer:
                 jobs = [
                     self._job(r)
                     for tp, records in batch.items()
-                    if tp.partition in self._owned
+                    if tp.partition in self._owned and tp.partition not in rewound
                     for r in records
                 ]
                 if jobs:
@@ -169,6 +174,17 @@ class RequestConsumer:
         gateway call: a revoked partition's requests are left to the new owner)."""
         return partition in self._owned
 
+    def _fetch_released_again(self, consumer: KafkaConsumer) -> set[int]:
+        rewind, self._rewind = self._rewind, {}
+        for partition, offset in rewind.items():
+            if partition in self._owned:
+                # In-flight requests of it finish into a fresh state: they are fetched
+                # again too, and the ledger turns the repeats into no-ops.
+                self.tracker.forget({partition})
+                consumer.seek(TopicPartition(self.topic, partition), offset)
+                log.info("released_requests_fetched_again", partition=partition, offset=offset)
+        return set(rewind)
+
     def _sync_new_partitions(self) -> None:
         wanted, self._new = self._new, set()
         while not self.sync_ledger(wanted):
@@ -222,16 +238,26 @@ class RequestConsumer:
     # committed here is handled again by the next owner, and the ledger makes that safe.
 
     def revoked(self, partitions: set[int]) -> None:
+        # Ownership ends first: from now on no request of these partitions calls the
+        # gateway (the dispatcher checks right before each call). Calls already under way
+        # finish within the drain; the rest are released, uncommitted, to the next owner.
+        self._owned -= partitions
         self._drain(partitions, self.settings.sender_session_timeout_ms / 2000)
         self._commit(partitions, wait=False)
         self._revoked |= partitions
-        self._owned -= partitions
         log.info("partitions_revoked", partitions=sorted(partitions))
 
     def assigned(self, partitions: set[int]) -> None:
         # A partition assigned again keeps its fetch position in kafka-python, so it keeps
         # its pending offsets here too; only partitions really gone are forgotten.
         self.tracker.forget(self._revoked - partitions)
+        # A partition that comes back keeps its fetch position, past requests released on
+        # revocation: fetch those again (the ledger makes the others harmless repeats).
+        for partition in partitions & self._revoked:
+            offset = self.tracker.abandoned(partition)
+            if offset is not None:
+                self._rewind[partition] = offset
+        self.generation += 1
         self._new |= partitions - self._revoked - self._owned
         self._owned, self._revoked = set(partitions), set()
         if not partitions and not self._ready:

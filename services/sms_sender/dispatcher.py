@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import random
 import time
 from collections.abc import Callable
@@ -56,6 +57,23 @@ log = get_logger("sms_sender")
 S = LedgerState
 
 
+class Released(enum.Enum):
+    """The partition was revoked before the gateway was called: the next owner sends."""
+
+    RELEASED = "released"
+
+
+class Contended(enum.Enum):
+    """Another instance's claim was written first: wait for it, then plan again."""
+
+    CONTENDED = "contended"
+
+
+RELEASED = Released.RELEASED
+CONTENDED = Contended.CONTENDED
+RELEASED_REASON = "released"
+
+
 @dataclass(frozen=True)
 class Job:
     partition: int
@@ -83,6 +101,9 @@ class Dispatcher:
         breaker: CircuitBreaker | None = None,
         replay_window_s: float = float("inf"),
         owns: Callable[[int], bool] = lambda _: True,
+        writer: str = "",
+        generation: Callable[[int], int] = lambda _: 0,
+        claim_wait_s: float = 20.0,
     ) -> None:
         self.gateway = gateway
         self.publisher = publisher
@@ -101,6 +122,13 @@ class Dispatcher:
         self.replay_window_s = replay_window_s
         # Whether this instance still owns a partition of sms-requests (read before each call).
         self.owns = owns
+        # This instance's id and its assignment generation of a partition, on every claim.
+        self.writer = writer
+        self.generation = generation
+        self._changed: dict[str, asyncio.Event] = {}  # keys waiting on another's claim
+        # A live writer's claim changes within one gateway call (nothing suspends between
+        # the claim and the call); one older than this belongs to a writer that died.
+        self.claim_wait_s = claim_wait_s
         # Set (and replaced) when the breaker closes, so held-back requests go at once.
         self._gateway_back = asyncio.Event()
         self.tasks: set[asyncio.Task[None]] = set()
@@ -124,7 +152,11 @@ class Dispatcher:
             service="sms-sender", partition=job.partition, offset=job.offset
         )
         if job.request is not None:
-            await self.send_request(job.request, job.partition)
+            if await self.send_request(job.request, job.partition) is RELEASED:
+                # Revoked before the call: the next owner handles it from the committed
+                # offset, which must therefore stay below this one.
+                self.tracker.abandon(job.partition, job.offset)
+                return
         elif job.dead_letter is not None:
             await self.publisher.dead_letter(job.dead_letter)
             self.metrics.dead_letters.inc()
@@ -154,7 +186,7 @@ class Dispatcher:
 
     # ------------------------------------------------------------ one request
 
-    async def send_request(self, request: SmsRequest, partition: int) -> None:
+    async def send_request(self, request: SmsRequest, partition: int) -> Released | None:
         key = request.idempotency_key
         structlog.contextvars.bind_contextvars(idempotency_key=key, to_masked=request.to_masked)
         # A duplicate of a request still being handled waits for it, then finds it settled.
@@ -162,25 +194,38 @@ class Dispatcher:
             await active
         done = self._active[key] = asyncio.get_running_loop().create_future()
         try:
-            await self._handle_request(request, partition)
+            return await self._handle_request(request, partition)
         finally:
             del self._active[key]
             done.set_result(None)
 
-    async def _handle_request(self, request: SmsRequest, partition: int) -> None:
+    async def _handle_request(self, request: SmsRequest, partition: int) -> Released | None:
         key = request.idempotency_key
-        plan = rules.plan(
-            self.ledger.get(key), self.ambiguous_wait_s, datetime.now(UTC), self.replay_window_s
-        )
+        while True:
+            claim = self.ledger.get(key)
+            if claim is not None and rules.foreign_claim(claim, self.writer):
+                # Another instance is sending it (it owned the partition before): wait until
+                # that claim is settled or released; if its writer died, plan as after a crash.
+                deadline = claim.occurred_at.timestamp() + self.claim_wait_s
+                if await self._await_change(claim, deadline):
+                    continue
+            plan = rules.plan(
+                self.ledger.get(key), self.ambiguous_wait_s, datetime.now(UTC), self.replay_window_s
+            )
+            if not isinstance(plan, rules.Send):
+                break
+            result = await self._send(request, partition, plan)
+            if result is RELEASED:
+                return RELEASED
+            if result is not CONTENDED:
+                break
         if isinstance(plan, rules.Skip):
             await self._announce_again(plan.entry, request)
             self.metrics.requests.labels("duplicate").inc()
             log.info("sms_duplicate_skipped", state=plan.entry.state.value)
-            return
+            return None
         if isinstance(plan, rules.Await):
             await self._await_outcome(plan.entry, partition, plan.deadline)
-        else:
-            await self._send(request, partition, plan)
         final = self.ledger.get(key)
         state = final.state.value if final else "none"
         self.metrics.requests.labels(state).inc()
@@ -190,8 +235,11 @@ class Dispatcher:
             reason=final.reason if final else None,
             error_code=final.error_code if final else None,
         )
+        return None
 
-    async def _send(self, request: SmsRequest, partition: int, plan: rules.Send) -> None:
+    async def _send(
+        self, request: SmsRequest, partition: int, plan: rules.Send
+    ) -> Released | Contended | None:
         key = request.idempotency_key
         attempt, ambiguous_before = plan.attempts, plan.ambiguous_before
         counted = plan.attempts  # attempts that count against the limit (not outage waits)
@@ -206,7 +254,7 @@ class Dispatcher:
                 continue  # the breaker opened while this one was paced
             if not self.owns(partition):
                 log.info("sms_left_to_new_owner")  # revoked: its next owner starts over
-                return
+                return RELEASED
             attempt += 1
             current = self.ledger.get(key)
             sending = new_entry(
@@ -215,14 +263,27 @@ class Dispatcher:
                 api=self.gateway.api,
                 attempts=attempt,
                 first_attempt_at=(current and current.first_attempt_at) or datetime.now(UTC),
+                writer=self.writer,
+                generation=self.generation(partition),
             )
             if not await self._record(sending, partition):
-                return  # settled meanwhile (a callback or another sender): nothing to send
+                latest = self.ledger.get(key)
+                if latest is not None and latest.state in SETTLED_STATES:
+                    return None  # settled meanwhile (a callback or another sender)
+                return CONTENDED  # another instance claimed it first: wait for its claim
             # The last moment: a STOP may have arrived while this request queued or waited.
             if self.opt_outs.opted_out(request.account_id, request.to):
                 skipped = advance(sending, S.SKIPPED, reason=SkipReason.OPTED_OUT.value)
                 await self._record(skipped, partition)
-                return
+                return None
+            if not self.owns(partition):
+                # Revoked while the claim was written: release it so the next owner, which
+                # waits for it, sends instead; nothing left here.
+                released = advance(sending, S.RETRYING, reason=RELEASED_REASON)
+                await self._record(released, partition)
+                log.info("sms_claim_released")
+                return RELEASED
+            # No suspension between the ownership check above and the call below.
             started = time.monotonic()
             outcome = await self.gateway.send(request, self.callback_base + quote(key, safe=""))
             self._observe(outcome, started)
@@ -258,7 +319,7 @@ class Dispatcher:
                 await self._record(unknown, partition)
                 deadline = unknown.occurred_at.timestamp() + self.ambiguous_wait_s
                 await self._await_outcome(unknown, partition, datetime.fromtimestamp(deadline, UTC))
-                return
+                return None
             if step.accepted is not None:
                 done = advance(
                     current,
@@ -271,7 +332,25 @@ class Dispatcher:
                 done = advance(current, S.FAILED, reason=step.reason, error_code=step.error_code)
             if await self._record(done, partition) and step.rejected and step.rejected.opted_out:
                 await self.publisher.inbound(opt_out_event(done, request))
-            return
+            return None
+
+    async def _await_change(self, entry: SmsLedgerEntry, deadline: float) -> bool:
+        """Wait until the key's entry is no longer ``entry``; False at ``deadline``."""
+        key = entry.idempotency_key
+        event = self._changed.setdefault(key, asyncio.Event())
+        self.waiting += 1
+        try:
+            while self.ledger.get(key) is entry:
+                remaining = deadline - time.time()
+                if remaining <= 0:
+                    return False
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(event.wait(), remaining)
+                event.clear()
+            return True
+        finally:
+            self.waiting -= 1
+            self._changed.pop(key, None)
 
     async def _gateway_ready(self, request: SmsRequest, attempts: int, announce: bool) -> bool:
         """Wait while the circuit breaker holds calls back; True when this SMS waited and a
@@ -360,6 +439,9 @@ class Dispatcher:
             await asyncio.sleep(wait)
 
     def _wake(self, entry: SmsLedgerEntry) -> None:
+        changed = self._changed.get(entry.idempotency_key)
+        if changed is not None:
+            changed.set()
         if entry.state in SETTLED_STATES:
             event = self._settled.get(entry.idempotency_key)
             if event is not None:

@@ -22,6 +22,10 @@ _DELIVERY = frozenset({S.DELIVERED, S.UNDELIVERED})
 def can_follow(old: SmsLedgerEntry | None, new: SmsLedgerEntry) -> bool:
     """Whether ``new`` may replace ``old`` as the latest entry of a key."""
     if old is None or old.state in _OPEN:
+        if old is not None and new.state is S.SENDING:
+            # A claim must be newer than every claim before it: two instances that both
+            # saw attempt n cannot both claim attempt n + 1.
+            return new.attempts > old.attempts
         return not (old is not None and new.state in _OPEN and new.attempts < old.attempts)
     if old.state is S.SENT:
         return new.state in _DELIVERY or new.state is S.FAILED
@@ -55,6 +59,16 @@ class Await:
 
 
 Plan = Skip | Send | Await
+
+
+def foreign_claim(entry: SmsLedgerEntry | None, writer: str) -> bool:
+    """An open ``sending`` claim of another live instance: wait for it, never race it."""
+    return (
+        entry is not None
+        and entry.state is S.SENDING
+        and entry.writer is not None
+        and entry.writer != writer
+    )
 
 
 def replay_safe(entry: SmsLedgerEntry | None, now: datetime, window_s: float) -> bool:

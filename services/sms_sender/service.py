@@ -107,6 +107,9 @@ async def run(settings: SenderSettings, stop: asyncio.Event) -> int:
         ),
         replay_window_s=settings.sender_gateway_idempotency_window_s,
         owns=lambda partition: bool(consumers) and consumers[0].owns(partition),
+        writer=writer,
+        generation=lambda partition: consumers[0].generation if consumers else 0,
+        claim_wait_s=settings.sender_connect_timeout_s + settings.sender_request_timeout_s + 5,
     )
     consumers: list[RequestConsumer] = []
 

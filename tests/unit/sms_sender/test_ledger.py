@@ -27,7 +27,7 @@ S = LedgerState
         (S.SENDING, S.SENT, True),
         (S.SENDING, S.DELIVERED, True),  # a callback before the gateway's answer
         (S.SENDING, S.RETRYING, True),
-        (S.RETRYING, S.SENDING, True),
+        (S.RETRYING, S.SENDING, False),  # a new claim needs a higher attempt (below)
         (S.UNKNOWN, S.SENT, True),
         (S.UNKNOWN, S.FAILED, True),
         (S.SENT, S.DELIVERED, True),
@@ -105,3 +105,22 @@ def test_an_http_resend_past_the_gateways_idempotency_window_is_not_blind() -> N
     awaited = plan(old, 60, later, 86400)
     assert isinstance(awaited, Await)  # the gateway may have forgotten the key
     assert awaited.deadline < datetime.now(UTC) + timedelta(days=1)
+
+
+def test_a_claim_needs_a_higher_attempt_than_every_claim_before() -> None:
+    """Two instances that both read attempt 1 cannot both claim attempt 2."""
+    first = entry(S.SENDING, attempts=2, writer="a", generation=1)
+    second = entry(S.SENDING, attempts=2, writer="b", generation=1)
+    assert can_follow(entry(S.RETRYING, attempts=1), first)
+    assert not can_follow(first, second)
+    assert can_follow(entry(S.RETRYING, attempts=2), entry(S.SENDING, attempts=3))
+
+
+def test_an_open_claim_of_another_instance_is_foreign() -> None:
+    from services.sms_sender.ledger import foreign_claim
+
+    claim = entry(S.SENDING, writer="a", generation=3)
+    assert foreign_claim(claim, "b")
+    assert not foreign_claim(claim, "a")
+    assert not foreign_claim(entry(S.SENDING), "b")  # written before claims had writers
+    assert not foreign_claim(entry(S.RETRYING, writer="a"), "b")  # released
