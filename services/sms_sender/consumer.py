@@ -120,9 +120,12 @@ class RequestConsumer:
                 if time.monotonic() >= next_commit:
                     self._commit()
                     next_commit = time.monotonic() + self.settings.sender_commit_interval_s
+            # As on revocation: ownership ends first, so queued requests are released (left
+            # uncommitted for the next owner) and only calls under way finish.
+            owned, self._owned = self._owned, set()
             if self._drain_on_stop:
                 self._drain(None)
-            self._commit()
+            self._commit(owned)
         except BaseException as exc:
             self.error = exc
             log.error("request_consumer_crashed", error=repr(exc))

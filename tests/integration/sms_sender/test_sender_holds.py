@@ -82,7 +82,8 @@ def test_a_stop_while_sms_queue_reaches_at_most_one_more_to_the_gateway(
     for key in skipped:
         (event,) = [e for e in by_key[key] if e.status is SmsStatus.SKIPPED]
         assert event.reason == "opted_out"
-        assert event.to_masked is not None and NUMBER not in event.to_masked
+        assert event.to_masked is not None
+        assert NUMBER not in event.to_masked
 
 
 OUTAGE_S = 60  # an outage of minutes in spirit; one minute keeps the suite's time
