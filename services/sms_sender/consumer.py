@@ -26,6 +26,7 @@ from services.common.logging import get_logger
 from services.sms_sender.dispatcher import Job
 from services.sms_sender.offsets import OffsetTracker
 from services.sms_sender.settings import SenderSettings
+from services.sms_sender.validation import problem
 
 log = get_logger("sms_sender")
 
@@ -159,18 +160,25 @@ class RequestConsumer:
         try:
             request = decode(SmsRequest, record.value)  # type: ignore[attr-defined]
         except DecodeError as exc:
-            letter = dead_letter(
-                service=SERVICE,
-                topic=self.topic,
-                partition=partition,
-                offset=offset,
-                key=record.key,  # type: ignore[attr-defined]
-                value=record.value,  # type: ignore[attr-defined]
-                reason=exc.reason,
-                error=exc,
-            )
-            return Job(partition, offset, dead_letter=letter)
+            return self._dead_letter(record, exc.reason, exc)
+        reason = problem(request, self.settings.sender_max_segments)
+        if reason is not None:
+            return self._dead_letter(record, reason, ValueError(reason))
         return Job(partition, offset, request=request)
+
+    def _dead_letter(self, record: object, reason: str, error: BaseException) -> Job:
+        partition, offset = record.partition, record.offset  # type: ignore[attr-defined]
+        letter = dead_letter(
+            service=SERVICE,
+            topic=self.topic,
+            partition=partition,
+            offset=offset,
+            key=record.key,  # type: ignore[attr-defined]
+            value=record.value,  # type: ignore[attr-defined]
+            reason=reason,
+            error=error,
+        )
+        return Job(partition, offset, dead_letter=letter)
 
     def owns(self, partition: int) -> bool:
         """Whether ``partition`` is still assigned here (read from the loop before each

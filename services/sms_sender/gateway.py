@@ -27,6 +27,7 @@ REJECTION_REASONS = {
     "21617": "body_too_long",
     "20003": "gateway_unauthorized",
     "422": "idempotency_key_reused",
+    "invalid_request": "invalid_request",
 }
 
 

@@ -51,7 +51,7 @@ def make_session(
 
 async def post(
     session: aiohttp.ClientSession, url: str, **options: Any
-) -> Response | Refused | Ambiguous:
+) -> Response | Refused | Ambiguous | Rejected:
     """POST and read the answer; transport failures become outcomes."""
     try:
         async with session.post(url, **options) as answer:
@@ -65,6 +65,10 @@ async def post(
         return Ambiguous("timeout")
     except (aiohttp.ClientError, asyncio.IncompleteReadError):
         return Ambiguous("connection_lost")
+    except (ValueError, TypeError, UnicodeError) as exc:
+        # aiohttp refuses the request itself (a CR/LF in a header): it never left, and
+        # sending it again would fail the same way.
+        return Rejected("invalid_request", 0, type(exc).__name__)
 
 
 def classify_failure(response: Response) -> Rejected | Refused | Ambiguous:

@@ -48,6 +48,8 @@ class SenderSettings(KafkaSettings):
     sender_breaker_threshold: int = 10
     sender_breaker_cooldown_s: float = 1.0
     sender_breaker_max_cooldown_s: float = 15.0
+    # Requests claiming more segments (or with a longer body) are dead-lettered.
+    sender_max_segments: int = 10
     sender_commit_interval_s: float = 0.5
     # A member that died (kill -9) holds its partitions until this runs out.
     sender_session_timeout_ms: int = 10000

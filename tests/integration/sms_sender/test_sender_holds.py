@@ -11,12 +11,15 @@ from collections.abc import Iterator
 
 import pytest
 
+from schemas.dead_letters import DeadLetter
 from schemas.sms import NumberOptOut, OptOutSource, SmsStatus
-from schemas.topics import OPT_OUTS, SMS_REQUESTS
+from schemas.topics import DEAD_LETTERS, OPT_OUTS, SMS_REQUESTS
+from services.common.codec import decode, encode
+from services.common.kafka import make_producer
 from services.common.settings import KafkaSettings
 from tests.integration.sms_sender.processes import Sender, Simulator, free_port
 from tests.integration.sms_sender.traffic import final_status, make_requests, statuses_by_key
-from tests.support import fresh_settings, produce, wait_for
+from tests.support import fresh_settings, produce, read_all, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -138,3 +141,57 @@ def test_a_gateway_outage_is_waited_out_and_the_backlog_drains_within_rate_limit
         datetime.fromisoformat(s.replace("Z", "+00:00")) for s in (stamps[0], stamps[-1])
     )
     assert (last - first).total_seconds() >= (200 - rate) / rate - 0.5
+
+
+def _produce_raw(settings: KafkaSettings, records: list[tuple[str, bytes]]) -> None:
+    producer = make_producer(settings, max_request_size=2 * 1024 * 1024)
+    try:
+        for key, value in records:
+            producer.send(settings.topic(SMS_REQUESTS), key=key.encode(), value=value)
+        producer.flush(30)
+    finally:
+        producer.close()
+
+
+def test_poison_requests_are_dead_lettered_small_and_the_sender_keeps_serving(
+    settings: KafkaSettings, simulator: tuple[Simulator, int]
+) -> None:
+    sim, port = simulator
+    sender = Sender(settings, sim, "http", port).start()
+    crlf, huge, segments, normal = make_requests(4, "poison")
+    crlf = crlf.model_copy(update={"idempotency_key": "poison-crlf\r\nX-Injected: 1"})
+    huge = huge.model_copy(update={"body": "Hei! " * 40_000})  # 200 KB, schema-valid
+    garbage = b'{"event_type": "sms.requested", "body": "' + b"\x01" * 200_000 + b'"}'
+    many = encode(segments).replace(b'"segments":1', b'"segments":1e9')
+    try:
+        _produce_raw(
+            settings,
+            [
+                (crlf.key, encode(crlf)),
+                (huge.key, encode(huge)),
+                (segments.key, many),
+                ("acme:garbage", garbage),  # not JSON: each byte escapes to 6 in a letter
+                (normal.key, encode(normal)),
+            ],
+        )
+        wait_for(
+            lambda: any(m["idempotency_key"] == normal.idempotency_key for m in sim.messages()),
+            what="the normal SMS after the poison sent",
+        )
+        letters = wait_for(
+            lambda: (found := read_all(settings, DEAD_LETTERS)) and len(found) >= 4 and found,
+            what="four dead letters",
+        )
+        assert sender.process is not None
+        assert sender.process.poll() is None  # still running, never restarted
+    finally:
+        assert sender.stop() == 0
+    assert all(len(value or b"") < 1024 * 1024 for _, value in letters)
+    decoded = [decode(DeadLetter, value) for _, value in letters]
+    reasons = " | ".join(letter.reason for letter in decoded)
+    assert "idempotency_key" in reasons
+    assert "segments: 1000000000" in reasons
+    assert "body: 200000 characters" in reasons
+    truncated = [letter for letter in decoded if letter.value_truncated]
+    assert {letter.value_size for letter in truncated} == {len(encode(huge)), len(garbage)}
+    assert len(sim.messages()) == 1  # only the normal SMS reached the gateway
