@@ -20,6 +20,7 @@ from services.sms_sender.dispatcher import Dispatcher, Job
 from services.sms_sender.gateway import SmsGateway
 from services.sms_sender.http_client import make_session
 from services.sms_sender.http_gateway import HttpGateway
+from services.sms_sender.ledger import Ledger, RocksStore
 from services.sms_sender.ledger_feed import ledger_feed, opt_out_feed
 from services.sms_sender.metrics import Metrics
 from services.sms_sender.offsets import OffsetTracker
@@ -64,6 +65,25 @@ def account_finder(feed: DefinitionsFeed):  # type: ignore[no-untyped-def]
     return find
 
 
+async def _alive(request: web.Request) -> web.Response:
+    """Liveness: the process serves (the ledger may still be rebuilding; /healthz waits)."""
+    return web.json_response({"alive": True})
+
+
+def _webhooks_after(rebuilt: asyncio.Event):  # type: ignore[no-untyped-def]
+    """Webhooks need the ledger: until it is rebuilt, providers are asked to retry."""
+
+    @web.middleware
+    async def guard(request: web.Request, handler):  # type: ignore[no-untyped-def]
+        if request.path.startswith("/webhooks/") and not rebuilt.is_set():
+            return web.json_response(
+                {"error": "starting"}, status=503, headers={"Retry-After": "5"}
+            )
+        return await handler(request)
+
+    return guard
+
+
 async def run(settings: SenderSettings, stop: asyncio.Event) -> int:
     """Serve until ``stop`` is set (or a request crashes); returns the exit code."""
     loop = asyncio.get_running_loop()
@@ -83,6 +103,7 @@ async def run(settings: SenderSettings, stop: asyncio.Event) -> int:
     def crash_from_thread(error: BaseException) -> None:
         loop.call_soon_threadsafe(crash, error)
 
+    store = RocksStore(settings.sender_state_dir)
     dispatcher = Dispatcher(
         gateway=build_gateway(settings),
         publisher=publisher,
@@ -97,6 +118,7 @@ async def run(settings: SenderSettings, stop: asyncio.Event) -> int:
         limiter=RateLimiter(settings.sender_messages_per_s, settings.sender_segments_per_s),
         ambiguous_wait_s=settings.sender_ambiguous_wait_s,
         metrics=metrics,
+        ledger=Ledger(store, recent=settings.sender_ledger_recent_keys),
         rng=random.Random(),
         on_crash=crash,
         opt_outs=OptOutView(),
@@ -113,6 +135,30 @@ async def run(settings: SenderSettings, stop: asyncio.Event) -> int:
     )
     consumers: list[RequestConsumer] = []
 
+    definitions = DefinitionsFeed(settings)
+    rebuilt = asyncio.Event()
+
+    ready = asyncio.Event()
+    server = Server(
+        WebhookConfig(
+            settings.public_url,
+            settings.webhook_secret.get_secret_value(),
+            settings.twilio_auth_token.get_secret_value(),
+        ),
+        dispatcher,
+        publisher,
+        metrics,
+        account_finder(definitions),
+        ready.is_set,
+    )
+    app = server.app()
+    # Up before the ledger is rebuilt: liveness answers meanwhile; webhooks wait for it.
+    app.router.add_get("/livez", _alive)
+    app.middlewares.append(_webhooks_after(rebuilt))
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    await web.TCPSite(runner, settings.sender_host, settings.sender_port, backlog=1024).start()
+
     feed = ledger_feed(settings, writer, dispatcher.apply_remote)
     opt_outs = opt_out_feed(settings, dispatcher.opt_outs.apply)
     try:
@@ -128,6 +174,8 @@ async def run(settings: SenderSettings, stop: asyncio.Event) -> int:
         await opt_outs.stop()
         await producer.stop()
         await dispatcher.gateway.close()
+        await runner.cleanup()
+        store.close()
         raise
     log.info(
         "ledger_rebuilt",
@@ -135,25 +183,8 @@ async def run(settings: SenderSettings, stop: asyncio.Event) -> int:
         records=feed.read,
         opted_out_numbers=len(dispatcher.opt_outs),
     )
-    definitions = DefinitionsFeed(settings)
+    rebuilt.set()
     await loop.run_in_executor(None, definitions.start, 60.0)
-
-    ready = asyncio.Event()
-    server = Server(
-        WebhookConfig(
-            settings.public_url,
-            settings.webhook_secret.get_secret_value(),
-            settings.twilio_auth_token.get_secret_value(),
-        ),
-        dispatcher,
-        publisher,
-        metrics,
-        account_finder(definitions),
-        ready.is_set,
-    )
-    runner = web.AppRunner(server.app(), access_log=None, handle_signals=False)
-    await runner.setup()
-    await web.TCPSite(runner, settings.sender_host, settings.sender_port, backlog=1024).start()
 
     def became_ready() -> None:
         ready.set()
@@ -200,5 +231,6 @@ async def run(settings: SenderSettings, stop: asyncio.Event) -> int:
         await feed.stop()
         await opt_outs.stop()
         await producer.stop()  # sends what is buffered first
+        store.close()
         definitions.stop()
     return 1 if crashed or consumer.error else 0

@@ -48,6 +48,10 @@ class SenderSettings(KafkaSettings):
     sender_breaker_threshold: int = 10
     sender_breaker_cooldown_s: float = 1.0
     sender_breaker_max_cooldown_s: float = 15.0
+    # Where the ledger's on-disk store lives (a fresh directory under it per process;
+    # default: the system's temporary directory), and how many settled keys stay in memory.
+    sender_state_dir: str | None = None
+    sender_ledger_recent_keys: int = 50_000
     # Requests claiming more segments (or with a longer body) are dead-lettered.
     sender_max_segments: int = 10
     sender_commit_interval_s: float = 0.5

@@ -124,3 +124,26 @@ def test_an_open_claim_of_another_instance_is_foreign() -> None:
     assert not foreign_claim(claim, "a")
     assert not foreign_claim(entry(S.SENDING), "b")  # written before claims had writers
     assert not foreign_claim(entry(S.RETRYING, writer="a"), "b")  # released
+
+
+def test_settled_keys_leave_memory_but_not_the_ledger() -> None:
+    from services.sms_sender.ledger import Ledger, RocksStore
+
+    store = RocksStore()
+    try:
+        ledger = Ledger(store, recent=2)
+        for n in range(1, 6):
+            assert ledger.apply(entry(S.SENDING, n=n), n % 3)
+            assert ledger.apply(entry(S.SENT, n=n, provider_message_id=f"SM{n}"), n % 3)
+        assert ledger.apply(entry(S.SENDING, n=6, attempts=1), 0)
+        assert len(ledger) == 6
+        assert len(ledger._recent) <= 2  # memory: the open key and two recent ones
+        assert set(ledger._open) == {"sms-key-0006"}
+        first = ledger.get("sms-key-0001")  # read back from the store
+        assert first is not None
+        assert first.state is S.SENT
+        assert ledger.partition_of("sms-key-0001") == 1
+        assert ledger.key_for_provider_id("SM3") == "sms-key-0003"
+        assert not ledger.apply(entry(S.SENDING, n=2, attempts=5), 2)  # still settled
+    finally:
+        store.close()
