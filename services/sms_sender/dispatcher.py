@@ -22,7 +22,7 @@ import structlog
 
 from schemas.dead_letters import DeadLetter
 from schemas.ledger import SETTLED_STATES, LedgerState, SmsLedgerEntry
-from schemas.sms import SkipReason, SmsRequest
+from schemas.sms import ProviderOptOut, SkipReason, SmsRequest
 from services.common.logging import get_logger
 from services.sms_sender import ledger as rules
 from services.sms_sender.callbacks import DeliveryReport, apply_report
@@ -39,7 +39,7 @@ from services.sms_sender.ledger import Ledger
 from services.sms_sender.metrics import Metrics
 from services.sms_sender.offsets import OffsetTracker
 from services.sms_sender.opt_outs import OptOutView
-from services.sms_sender.publisher import Publisher
+from services.sms_sender.publisher import Publisher, until_written
 from services.sms_sender.rate_limiter import RateLimiter
 from services.sms_sender.retries import (
     GATEWAY_UNAVAILABLE,
@@ -331,7 +331,7 @@ class Dispatcher:
             else:
                 done = advance(current, S.FAILED, reason=step.reason, error_code=step.error_code)
             if await self._record(done, partition) and step.rejected and step.rejected.opted_out:
-                await self.publisher.inbound(opt_out_event(done, request))
+                await self._report_opt_out(opt_out_event(done, request))
             return None
 
     async def _await_change(self, entry: SmsLedgerEntry, deadline: float) -> bool:
@@ -431,7 +431,10 @@ class Dispatcher:
         have moved the key on since, so ``sent`` is repeated before ``delivered`` too."""
         await self.publisher.statuses(announce(None, entry))
         if entry.state is S.FAILED and entry.error_code == "21610":
-            await self.publisher.inbound(opt_out_event(entry, request))
+            await self._report_opt_out(opt_out_event(entry, request))
+
+    async def _report_opt_out(self, event: ProviderOptOut) -> None:
+        await until_written(lambda: self.publisher.inbound(event), "sms-inbound")
 
     async def _pace(self, request: SmsRequest) -> None:
         wait = self.limiter.reserve(request.from_, request.segments, time.monotonic())

@@ -9,6 +9,7 @@ import random
 import uuid
 
 from aiohttp import web
+from aiokafka.errors import KafkaError
 
 from schemas.topics import OPT_OUTS, SMS_LEDGER
 from services.common.definitions_feed import DefinitionsFeed
@@ -199,7 +200,8 @@ async def run(settings: SenderSettings, stop: asyncio.Event) -> int:
         barrier = asyncio.wait_for(feed.barrier(partitions), LEDGER_SYNC_TIMEOUT_S)
         try:
             asyncio.run_coroutine_threadsafe(barrier, loop).result()
-        except TimeoutError:
+        except (TimeoutError, KafkaError) as exc:  # the broker away: the consumer asks again
+            log.warning("ledger_sync_waiting", error=repr(exc))
             return False
         return True
 
