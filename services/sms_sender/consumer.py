@@ -64,6 +64,7 @@ class RequestConsumer:
         # Bumped at every assignment: claims name the generation they were made in.
         self.generation = 0
         self._rewind: dict[int, int] = {}  # partition -> offset to fetch again from
+        self._partitions = 0  # of sms-requests, known once the topic's metadata is
         self._stop = threading.Event()
         self._drain_on_stop = True
         self._thread = threading.Thread(target=self._run, name="request-consumer", daemon=True)
@@ -149,10 +150,11 @@ class RequestConsumer:
         something else asks for a rejoin.
         """
         deadline = time.monotonic() + 30
-        while not consumer.partitions_for_topic(self.topic):
+        while not (partitions := consumer.partitions_for_topic(self.topic)):
             if time.monotonic() > deadline or self._stop.is_set():
                 raise RuntimeError(f"topic {self.topic} not found: run `smsflow topics create`")
             time.sleep(0.1)
+        self._partitions = len(partitions)
 
     def _job(self, record: object) -> Job:
         partition, offset = record.partition, record.offset  # type: ignore[attr-defined]
@@ -179,6 +181,13 @@ class RequestConsumer:
             error=error,
         )
         return Job(partition, offset, dead_letter=letter)
+
+    def share(self) -> float:
+        """This instance's share of the partitions, so of every sender number's traffic
+        (requests are keyed by contact): its share of each number's rate limit."""
+        if not self._partitions:
+            return 1.0
+        return max(len(self._owned), 1) / self._partitions
 
     def owns(self, partition: int) -> bool:
         """Whether ``partition`` is still assigned here (read from the loop before each

@@ -66,6 +66,21 @@ def account_finder(feed: DefinitionsFeed):  # type: ignore[no-untyped-def]
     return find
 
 
+def number_limits(feed: DefinitionsFeed, settings: SenderSettings):  # type: ignore[no-untyped-def]
+    """A sender number's limits from its account's ``sender_rate``, if it has one."""
+
+    def limits(number: str) -> tuple[float, float] | None:
+        with feed.lock:
+            for account in feed.catalog.accounts.values():
+                rate = account.spec.sender_rate
+                if account.spec.sender == number and rate is not None:
+                    segments = rate.segments_per_s or settings.sender_segments_per_s
+                    return rate.messages_per_s, segments
+        return None
+
+    return limits
+
+
 async def _alive(request: web.Request) -> web.Response:
     """Liveness: the process serves (the ledger may still be rebuilding; /healthz waits)."""
     return web.json_response({"alive": True})
@@ -105,6 +120,7 @@ async def run(settings: SenderSettings, stop: asyncio.Event) -> int:
         loop.call_soon_threadsafe(crash, error)
 
     store = RocksStore(settings.sender_state_dir)
+    definitions = DefinitionsFeed(settings)
     dispatcher = Dispatcher(
         gateway=build_gateway(settings),
         publisher=publisher,
@@ -116,7 +132,12 @@ async def run(settings: SenderSettings, stop: asyncio.Event) -> int:
             cap_s=settings.sender_backoff_cap_s,
             give_up_after_s=settings.sender_give_up_after_s,
         ),
-        limiter=RateLimiter(settings.sender_messages_per_s, settings.sender_segments_per_s),
+        limiter=RateLimiter(
+            settings.sender_messages_per_s,
+            settings.sender_segments_per_s,
+            limits_for=number_limits(definitions, settings),
+            share=lambda: consumers[0].share() if consumers else 1.0,
+        ),
         ambiguous_wait_s=settings.sender_ambiguous_wait_s,
         metrics=metrics,
         ledger=Ledger(store, recent=settings.sender_ledger_recent_keys),
@@ -136,7 +157,6 @@ async def run(settings: SenderSettings, stop: asyncio.Event) -> int:
     )
     consumers: list[RequestConsumer] = []
 
-    definitions = DefinitionsFeed(settings)
     rebuilt = asyncio.Event()
 
     ready = asyncio.Event()
