@@ -19,8 +19,10 @@ class DeadLetter(Event):
     # The original value: UTF-8 text when it decodes, else base64 (``value_encoding``).
     value: str | None = None
     value_encoding: Literal["utf-8", "base64"] = "utf-8"
-    # True when ``value`` holds only part of the original (a huge record): listed, never replayed.
+    # Set when ``value`` holds only the start of the original (it stays far below the
+    # broker's message size limit); ``value_size`` is the original's size in bytes.
     value_truncated: bool = False
+    value_size: int | None = None
     # The ``smsflow-replayed-from`` header of the failed record: it was itself a replay of
     # that dead letter, so this one is a repeat (replay leaves repeats alone: no loops).
     replayed_from: str | None = None

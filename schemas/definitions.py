@@ -59,6 +59,14 @@ def _check_zone(value: str) -> str:
     return value
 
 
+class SenderRate(Strict):
+    """Limits of the account's sender number: a long code, a toll-free number and a short
+    code each allow a different throughput. They hold across all sender replicas."""
+
+    messages_per_s: float = Field(gt=0)
+    segments_per_s: float | None = Field(default=None, gt=0)
+
+
 class AccountSpec(Strict):
     sms_access: bool = False
     sender: E164
@@ -77,6 +85,8 @@ class AccountSpec(Strict):
     frequency_cap: FrequencyCap | None = None
     # Short tracking links render under this prefix.
     link_domain: str = "http://127.0.0.1:8026/r/"
+    # The sender number's own rate limits (default: the sender's SMSFLOW_SENDER_*_PER_S).
+    sender_rate: SenderRate | None = None
 
     _zone = field_validator("time_zone")(_check_zone)
 

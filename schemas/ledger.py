@@ -10,7 +10,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Literal
 
-from pydantic import Field
+from pydantic import AwareDatetime, Field
 
 from schemas.envelope import Event, Id
 from schemas.sms import Encoding
@@ -24,11 +24,18 @@ class LedgerState(StrEnum):
     DELIVERED = "delivered"  # delivery callback
     UNDELIVERED = "undelivered"  # delivery callback
     FAILED = "failed"  # refused for good, retries exhausted, or ambiguous and unresolved
+    SKIPPED = "skipped"  # never sent: the number opted out after the request was queued
 
 
 # States after which the gateway is never called again for the key.
 SETTLED_STATES = frozenset(
-    {LedgerState.SENT, LedgerState.DELIVERED, LedgerState.UNDELIVERED, LedgerState.FAILED}
+    {
+        LedgerState.SENT,
+        LedgerState.DELIVERED,
+        LedgerState.UNDELIVERED,
+        LedgerState.FAILED,
+        LedgerState.SKIPPED,
+    }
 )
 
 
@@ -54,6 +61,14 @@ class SmsLedgerEntry(Event):
     reason: str | None = None
     # The request's tracked links (code -> URL): the sender's redirects are rebuilt from here.
     links: dict[str, str] | None = None
+    # When the gateway was first called for the key: a resend through an API that
+    # de-duplicates is safe only within the gateway's idempotency window from then.
+    first_attempt_at: AwareDatetime | None = None
+    # A ``sending`` entry is a claim: the sender instance that wrote it and that instance's
+    # assignment generation of the partition. Another instance waits for a claim it does
+    # not own to be settled or released; it never sends over it.
+    writer: str | None = None
+    generation: int | None = None
 
     @property
     def key(self) -> str:

@@ -27,6 +27,13 @@ def header_value(headers: Headers, name: str) -> str | None:
     return found
 
 
+# The start of the original value kept in a dead letter: even escaped six times over in
+# JSON it stays under the broker's default 1 MiB message limit.
+MAX_VALUE_BYTES = 64 * 1024
+MAX_KEY_CHARS = 1024
+MAX_REASON_CHARS = 2000
+
+
 def dead_letter(
     *,
     service: str,
@@ -43,19 +50,34 @@ def dead_letter(
     provenance, so the new dead letter is marked as a repeat."""
     text: str | None
     encoding: Literal["utf-8", "base64"] = "utf-8"
+    kept = None if value is None else value[:MAX_VALUE_BYTES]
+    truncated = value is not None and len(value) > MAX_VALUE_BYTES
     try:
-        text = None if value is None else value.decode("utf-8")
+        text = None if kept is None else _utf8_prefix(kept, truncated)
     except UnicodeDecodeError:
-        text, encoding = base64.b64encode(value or b"").decode(), "base64"
+        text, encoding = base64.b64encode(kept or b"").decode(), "base64"
     return DeadLetter(
         service=service,
         topic=topic,
         partition=partition,
         offset=offset,
-        key=None if key is None else key.decode("utf-8", errors="replace"),
-        reason=reason,
+        key=None if key is None else key[:MAX_KEY_CHARS].decode("utf-8", errors="replace"),
+        reason=reason[:MAX_REASON_CHARS],
         error_type=type(error).__name__ if error else "DecodeError",
         value=text,
         value_encoding=encoding,
         replayed_from=header_value(headers, REPLAYED_FROM_HEADER),
+        value_truncated=truncated,
+        value_size=None if value is None else len(value),
     )
+
+
+def _utf8_prefix(data: bytes, cut: bool) -> str:
+    """``data`` as UTF-8; when it was cut, a character split at the end is dropped."""
+    if cut:
+        for drop in range(4):  # a UTF-8 character is at most 4 bytes
+            try:
+                return data[: len(data) - drop].decode("utf-8")
+            except UnicodeDecodeError:
+                continue
+    return data.decode("utf-8")

@@ -45,6 +45,13 @@ class Option:
         return ENV_PREFIX + self.dest.upper()
 
 
+def _flag(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered not in ("true", "false", "1", "0", "yes", "no"):
+        raise ValueError(f"expected true or false, got {text!r}")
+    return lowered in ("true", "1", "yes")
+
+
 def _port(text: str) -> int:
     port = int(text)
     if not 0 <= port <= 65535:
@@ -60,6 +67,13 @@ OPTIONS = (
     Option("--retry-after", int, 1, "Retry-After seconds on 429"),
     Option("--timeout-rate", float, 0.0, "fraction accepted but answered after --timeout-delay-ms"),
     Option("--timeout-delay-ms", float, 5000.0, "how late timeout-fault answers come"),
+    Option(
+        "--error-after-accept-rate",
+        float,
+        0.0,
+        "fraction accepted and delivered but answered 502, as by a proxy in front",
+    ),
+    Option("--down", _flag, False, "true: close every provider request without an answer"),
     Option("--latency-ms", float, 0.0, "latency added to every provider request"),
     Option("--seed", int, None, "seed for deterministic faults"),
     Option("--undelivered-rate", float, 0.0, "fraction of accepted messages ending undelivered"),
@@ -153,6 +167,8 @@ def resolve_settings(args: argparse.Namespace, environ: Mapping[str, str]) -> Si
         timeout_delay_ms=values["timeout_delay_ms"],
         callback_delay_ms=values["callback_delay_ms"],
         retry_after_s=values["retry_after"],
+        error_after_accept_rate=values["error_after_accept_rate"],
+        down=values["down"],
     )
     if values["idempotency_ttl_s"] <= 0:
         raise ValueError("--idempotency-ttl-s must be positive")

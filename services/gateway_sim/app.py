@@ -33,9 +33,10 @@ async def observe_requests(request: web.Request, handler: Handler) -> web.Stream
         return await handler(request)
     headers = request.headers
     key = headers.get("Idempotency-Key") or headers.get("I-Idempotency-Key")
-    entry = request.app[SIMULATOR].ledger.record_request(
-        request.method, request.path, key, time.time()
-    )
+    sim = request.app[SIMULATOR]
+    entry = sim.ledger.record_request(request.method, request.path, key, time.time())
+    if sim.config.down:
+        return _hang_up(request)
     try:
         response = await handler(request)
     except web.HTTPException as exc:
@@ -43,6 +44,14 @@ async def observe_requests(request: web.Request, handler: Handler) -> web.Stream
         raise
     entry.status = response.status
     return response
+
+
+def _hang_up(request: web.Request) -> web.StreamResponse:
+    """The outage fault: close the connection without a word, as a dead upstream does."""
+    if request.transport is not None:
+        request.transport.abort()
+    # Never written: the transport is gone. aiohttp only needs a response object.
+    return web.Response(status=503)
 
 
 def build_app(settings: SimSettings, simulator: Simulator | None = None) -> web.Application:

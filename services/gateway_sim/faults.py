@@ -23,6 +23,8 @@ class Fault(enum.Enum):
     FAIL_503 = "fail_503"  # refused, never processed
     THROTTLE = "throttle"  # 429 + Retry-After, never processed
     TIMEOUT = "timeout"  # processed (accepted), answered too late
+    # Processed (accepted, ledgered, delivered), but a proxy in front answers 502.
+    ERROR_AFTER_ACCEPT = "error_after_accept"
 
     @property
     def refuses(self) -> bool:
@@ -30,7 +32,16 @@ class Fault(enum.Enum):
         return self in (Fault.FAIL_500, Fault.FAIL_503, Fault.THROTTLE)
 
 
-_RATES = ("fail_rate", "throttle_rate", "timeout_rate", "undelivered_rate")
+_RATES = (
+    "fail_rate",
+    "throttle_rate",
+    "timeout_rate",
+    "error_after_accept_rate",
+    "undelivered_rate",
+)
+# The request faults share one draw, so their rates must not add up to more than 1.
+_REQUEST_RATES = ("fail_rate", "throttle_rate", "timeout_rate", "error_after_accept_rate")
+_FLAGS = ("down",)
 _DURATIONS = ("latency_ms", "timeout_delay_ms", "callback_delay_ms")
 
 
@@ -46,14 +57,17 @@ class FaultConfig:
     timeout_delay_ms: float = 5000.0
     callback_delay_ms: float = 50.0
     retry_after_s: int = 1
+    error_after_accept_rate: float = 0.0
+    # An outage: every provider request's connection is closed without an answer.
+    down: bool = False
 
     def __post_init__(self) -> None:
         for name in _RATES:
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must be between 0 and 1, got {value}")
-        if self.fail_rate + self.throttle_rate + self.timeout_rate > 1.0:
-            raise ValueError("fail_rate + throttle_rate + timeout_rate must not exceed 1")
+        if sum(getattr(self, name) for name in _REQUEST_RATES) > 1.0:
+            raise ValueError(f"{' + '.join(_REQUEST_RATES)} must not exceed 1")
         for name in _DURATIONS:
             value = getattr(self, name)
             if not math.isfinite(value) or value < 0:
@@ -64,10 +78,15 @@ class FaultConfig:
     def updated(self, changes: Mapping[str, object]) -> FaultConfig:
         """A copy with ``changes`` applied; unknown names or wrong types raise ValueError."""
         known = {f.name for f in dataclasses.fields(self)}
-        values: dict[str, float | int] = {}
+        values: dict[str, float | int | bool] = {}
         for name, value in changes.items():
             if name not in known:
                 raise ValueError(f"unknown setting {name!r}")
+            if name in _FLAGS:
+                if not isinstance(value, bool):
+                    raise ValueError(f"{name} must be true or false")
+                values[name] = value
+                continue
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise ValueError(f"{name} must be a number")
             if name == "retry_after_s":
@@ -78,7 +97,7 @@ class FaultConfig:
                 values[name] = float(value)
         return dataclasses.replace(self, **values)  # type: ignore[arg-type]
 
-    def as_dict(self) -> dict[str, float | int]:
+    def as_dict(self) -> dict[str, float | int | bool]:
         return dataclasses.asdict(self)
 
 
@@ -103,7 +122,8 @@ class FaultInjector:
         self._deliveries = random.Random(None if seed is None else seed + 1)
 
     def decide(self) -> Fault:
-        """One draw per provider request; the bands are fail, throttle, timeout, none."""
+        """One draw per provider request; the bands are fail, throttle, timeout, error after
+        accept, none."""
         draw = self._requests.random()
         cfg = self.config
         if draw < cfg.fail_rate:
@@ -115,6 +135,9 @@ class FaultInjector:
         draw -= cfg.throttle_rate
         if draw < cfg.timeout_rate:
             return Fault.TIMEOUT
+        draw -= cfg.timeout_rate
+        if draw < cfg.error_after_accept_rate:
+            return Fault.ERROR_AFTER_ACCEPT
         return Fault.NONE
 
     def delivery(self) -> DeliveryOutcome:

@@ -12,7 +12,7 @@ from services.common.segments import count_segments
 from .faults import Fault
 from .idempotency import Claim, StoredResponse, fingerprint, parse_idempotency_key
 from .ledger import MessageRecord
-from .responses import dump, raw_json_response, read_json_object, refusal
+from .responses import dump, proxy_bad_gateway, raw_json_response, read_json_object, refusal
 from .simulator import Simulator
 from .state import SIMULATOR
 from .validation import ApiError, check_message
@@ -73,6 +73,8 @@ async def create_message(request: web.Request) -> web.Response:
 
     if fault is Fault.TIMEOUT:
         await sim.answer_late()  # already stored: a replay now gets the first answer
+    if fault is Fault.ERROR_AFTER_ACCEPT:
+        return proxy_bad_gateway()  # stored too: a resend with the key gets the 201
     return raw_json_response(stored.body, stored.status, headers)
 
 

@@ -49,3 +49,13 @@ def refusal(fault: Fault, config: FaultConfig, *, twilio: bool) -> web.Response:
     headers = {"Retry-After": str(config.retry_after_s)} if fault is Fault.THROTTLE else None
     body = error.twilio_body() if twilio else error.generic_body()
     return json_response(body, error.status, headers)
+
+
+# What a reverse proxy (nginx) in front of the provider answers when the upstream's
+# answer did not reach it: HTML, not the provider's error shape.
+_PROXY_502 = b"<html><head><title>502 Bad Gateway</title></head><body>502 Bad Gateway</body></html>"
+
+
+def proxy_bad_gateway() -> web.Response:
+    """The error-after-accept fault: the request was processed, the client sees a 502."""
+    return web.Response(body=_PROXY_502, status=502, content_type="text/html")

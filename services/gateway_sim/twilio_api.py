@@ -19,7 +19,7 @@ from .callbacks import API_VERSION
 from .clock import rfc2822, utc_now
 from .faults import Fault
 from .ledger import MessageRecord
-from .responses import json_response, refusal
+from .responses import json_response, proxy_bad_gateway, refusal
 from .simulator import Simulator
 from .state import SIMULATOR
 from .validation import ApiError, check_message
@@ -76,6 +76,8 @@ async def create_message(request: web.Request) -> web.Response:
 
     if fault is Fault.TIMEOUT:
         await sim.answer_late()
+    if fault is Fault.ERROR_AFTER_ACCEPT:
+        return proxy_bad_gateway()
     return response
 
 

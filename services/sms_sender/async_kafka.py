@@ -16,8 +16,12 @@ from services.common.settings import KafkaSettings
 
 
 def make_producer(settings: KafkaSettings, **overrides: Any) -> AIOKafkaProducer:
-    # aiokafka is not idempotent unless asked; acks=all goes with it.
-    options: dict[str, Any] = {"enable_idempotence": True, "acks": "all", "linger_ms": 5}
+    # acks=all, but no idempotent producer: aiokafka keeps its producer id and sequence
+    # numbers across a broker restart and then fails every write with
+    # OutOfOrderSequenceNumber for good. A write repeated after a lost acknowledgement is
+    # harmless here (ledger entries only move forward; status events keep their event_id),
+    # and aiokafka sends one batch per partition at a time, so order holds.
+    options: dict[str, Any] = {"enable_idempotence": False, "acks": "all", "linger_ms": 5}
     options.update(overrides)
     return AIOKafkaProducer(**aiokafka_options(settings), **options)
 

@@ -26,6 +26,7 @@ from services.common.logging import get_logger
 from services.sms_sender.dispatcher import Job
 from services.sms_sender.offsets import OffsetTracker
 from services.sms_sender.settings import SenderSettings
+from services.sms_sender.validation import problem
 
 log = get_logger("sms_sender")
 
@@ -42,6 +43,7 @@ class RequestConsumer:
         on_ready: Callable[[], None],
         on_crash: Callable[[BaseException], None] = lambda _: None,
         waiting: Callable[[], int] = lambda: 0,
+        blocked: Callable[[], bool] = lambda: False,
     ) -> None:
         self.settings = settings
         self.topic = settings.topic(SMS_REQUESTS)
@@ -51,12 +53,18 @@ class RequestConsumer:
         self.on_ready = on_ready
         self.on_crash = on_crash
         self.waiting = waiting
+        # True while the gateway's circuit breaker holds calls back: consumption pauses.
+        self.blocked = blocked
         self.max_in_flight = max(settings.sender_max_in_flight, 1)
         self._consumer: KafkaConsumer | None = None
         self._new: set[int] = set()
         self._owned: set[int] = set()
         self._revoked: set[int] = set()
         self._ready = False
+        # Bumped at every assignment: claims name the generation they were made in.
+        self.generation = 0
+        self._rewind: dict[int, int] = {}  # partition -> offset to fetch again from
+        self._partitions = 0  # of sms-requests, known once the topic's metadata is
         self._stop = threading.Event()
         self._drain_on_stop = True
         self._thread = threading.Thread(target=self._run, name="request-consumer", daemon=True)
@@ -96,6 +104,8 @@ class RequestConsumer:
             while not self._stop.is_set():
                 batch = consumer.poll(timeout_ms=50)
                 _finish_pending_join(consumer)
+                # Records of a partition fetched again are dropped here: they come again.
+                rewound = self._fetch_released_again(consumer) if self._rewind else set()
                 if self._new:
                     self._sync_new_partitions()
                 # Records of a partition no longer owned are left to its new owner, which
@@ -103,7 +113,7 @@ class RequestConsumer:
                 jobs = [
                     self._job(r)
                     for tp, records in batch.items()
-                    if tp.partition in self._owned
+                    if tp.partition in self._owned and tp.partition not in rewound
                     for r in records
                 ]
                 if jobs:
@@ -112,9 +122,12 @@ class RequestConsumer:
                 if time.monotonic() >= next_commit:
                     self._commit()
                     next_commit = time.monotonic() + self.settings.sender_commit_interval_s
+            # As on revocation: ownership ends first, so queued requests are released (left
+            # uncommitted for the next owner) and only calls under way finish.
+            owned, self._owned = self._owned, set()
             if self._drain_on_stop:
                 self._drain(None)
-            self._commit()
+            self._commit(owned)
         except BaseException as exc:
             self.error = exc
             log.error("request_consumer_crashed", error=repr(exc))
@@ -137,10 +150,11 @@ class RequestConsumer:
         something else asks for a rejoin.
         """
         deadline = time.monotonic() + 30
-        while not consumer.partitions_for_topic(self.topic):
+        while not (partitions := consumer.partitions_for_topic(self.topic)):
             if time.monotonic() > deadline or self._stop.is_set():
                 raise RuntimeError(f"topic {self.topic} not found: run `smsflow topics create`")
             time.sleep(0.1)
+        self._partitions = len(partitions)
 
     def _job(self, record: object) -> Job:
         partition, offset = record.partition, record.offset  # type: ignore[attr-defined]
@@ -148,19 +162,49 @@ class RequestConsumer:
         try:
             request = decode(SmsRequest, record.value)  # type: ignore[attr-defined]
         except DecodeError as exc:
-            letter = dead_letter(
-                service=SERVICE,
-                topic=self.topic,
-                partition=partition,
-                offset=offset,
-                key=record.key,  # type: ignore[attr-defined]
-                value=record.value,  # type: ignore[attr-defined]
-                reason=exc.reason,
-                error=exc,
-                headers=record.headers,  # type: ignore[attr-defined]
-            )
-            return Job(partition, offset, dead_letter=letter)
+            return self._dead_letter(record, exc.reason, exc)
+        reason = problem(request, self.settings.sender_max_segments)
+        if reason is not None:
+            return self._dead_letter(record, reason, ValueError(reason))
         return Job(partition, offset, request=request)
+
+    def _dead_letter(self, record: object, reason: str, error: BaseException) -> Job:
+        partition, offset = record.partition, record.offset  # type: ignore[attr-defined]
+        letter = dead_letter(
+            service=SERVICE,
+            topic=self.topic,
+            partition=partition,
+            offset=offset,
+            key=record.key,  # type: ignore[attr-defined]
+            value=record.value,  # type: ignore[attr-defined]
+            reason=reason,
+            error=error,
+            headers=record.headers,  # type: ignore[attr-defined]
+        )
+        return Job(partition, offset, dead_letter=letter)
+
+    def share(self) -> float:
+        """This instance's share of the partitions, so of every sender number's traffic
+        (requests are keyed by contact): its share of each number's rate limit."""
+        if not self._partitions:
+            return 1.0
+        return max(len(self._owned), 1) / self._partitions
+
+    def owns(self, partition: int) -> bool:
+        """Whether ``partition`` is still assigned here (read from the loop before each
+        gateway call: a revoked partition's requests are left to the new owner)."""
+        return partition in self._owned
+
+    def _fetch_released_again(self, consumer: KafkaConsumer) -> set[int]:
+        rewind, self._rewind = self._rewind, {}
+        for partition, offset in rewind.items():
+            if partition in self._owned:
+                # In-flight requests of it finish into a fresh state: they are fetched
+                # again too, and the ledger turns the repeats into no-ops.
+                self.tracker.forget({partition})
+                consumer.seek(TopicPartition(self.topic, partition), offset)
+                log.info("released_requests_fetched_again", partition=partition, offset=offset)
+        return set(rewind)
 
     def _sync_new_partitions(self) -> None:
         wanted, self._new = self._new, set()
@@ -178,11 +222,11 @@ class RequestConsumer:
         # Requests that only wait for a delivery callback (ambiguous, Twilio) do not count:
         # after a crash many may wait for minutes, and sending must go on meanwhile.
         pending = self.tracker.pending() - self.waiting()
-        if pending >= self.max_in_flight:
+        if pending >= self.max_in_flight or self.blocked():
             running = consumer.assignment() - consumer.paused()
             if running:
                 consumer.pause(*running)
-        elif pending <= self.max_in_flight * 3 // 4:
+        elif pending <= self.max_in_flight * 3 // 4 and not self.blocked():
             paused = consumer.paused()
             if paused:
                 consumer.resume(*paused)
@@ -215,16 +259,26 @@ class RequestConsumer:
     # committed here is handled again by the next owner, and the ledger makes that safe.
 
     def revoked(self, partitions: set[int]) -> None:
+        # Ownership ends first: from now on no request of these partitions calls the
+        # gateway (the dispatcher checks right before each call). Calls already under way
+        # finish within the drain; the rest are released, uncommitted, to the next owner.
+        self._owned -= partitions
         self._drain(partitions, self.settings.sender_session_timeout_ms / 2000)
         self._commit(partitions, wait=False)
         self._revoked |= partitions
-        self._owned -= partitions
         log.info("partitions_revoked", partitions=sorted(partitions))
 
     def assigned(self, partitions: set[int]) -> None:
         # A partition assigned again keeps its fetch position in kafka-python, so it keeps
         # its pending offsets here too; only partitions really gone are forgotten.
         self.tracker.forget(self._revoked - partitions)
+        # A partition that comes back keeps its fetch position, past requests released on
+        # revocation: fetch those again (the ledger makes the others harmless repeats).
+        for partition in partitions & self._revoked:
+            offset = self.tracker.abandoned(partition)
+            if offset is not None:
+                self._rewind[partition] = offset
+        self.generation += 1
         self._new |= partitions - self._revoked - self._owned
         self._owned, self._revoked = set(partitions), set()
         if not partitions and not self._ready:

@@ -9,33 +9,69 @@ an offset is finished only once the key's outcome is recorded.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import enum
 import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from urllib.parse import quote
 
 import structlog
 
 from schemas.dead_letters import DeadLetter
 from schemas.ledger import SETTLED_STATES, LedgerState, SmsLedgerEntry
-from schemas.sms import SmsRequest
+from schemas.sms import ProviderOptOut, SkipReason, SmsRequest
 from services.common.logging import get_logger
 from services.sms_sender import ledger as rules
 from services.sms_sender.callbacks import DeliveryReport, apply_report
-from services.sms_sender.gateway import Ambiguous, SmsGateway
+from services.sms_sender.circuit_breaker import CircuitBreaker
+from services.sms_sender.gateway import (
+    Accepted,
+    Ambiguous,
+    Refused,
+    Rejected,
+    SendOutcome,
+    SmsGateway,
+)
 from services.sms_sender.ledger import Ledger
 from services.sms_sender.metrics import Metrics
 from services.sms_sender.offsets import OffsetTracker
-from services.sms_sender.publisher import Publisher
+from services.sms_sender.opt_outs import OptOutView
+from services.sms_sender.publisher import Publisher, until_written
 from services.sms_sender.rate_limiter import RateLimiter
-from services.sms_sender.retries import AwaitCallback, Retry, RetryPolicy, next_step
-from services.sms_sender.statuses import advance, new_entry, opt_out_event
+from services.sms_sender.retries import (
+    GATEWAY_UNAVAILABLE,
+    UNREACHABLE,
+    AwaitCallback,
+    Retry,
+    RetryPolicy,
+    Wait,
+    next_step,
+)
+from services.sms_sender.statuses import advance, deferred_event, new_entry, opt_out_event
 from services.sms_sender.statuses import transition_events as announce
 
 log = get_logger("sms_sender")
 S = LedgerState
+
+
+class Released(enum.Enum):
+    """The partition was revoked before the gateway was called: the next owner sends."""
+
+    RELEASED = "released"
+
+
+class Contended(enum.Enum):
+    """Another instance's claim was written first: wait for it, then plan again."""
+
+    CONTENDED = "contended"
+
+
+RELEASED = Released.RELEASED
+CONTENDED = Contended.CONTENDED
+RELEASED_REASON = "released"
 
 
 @dataclass(frozen=True)
@@ -61,6 +97,13 @@ class Dispatcher:
         ledger: Ledger | None = None,
         rng: random.Random | None = None,
         on_crash: Callable[[BaseException], None] | None = None,
+        opt_outs: OptOutView | None = None,
+        breaker: CircuitBreaker | None = None,
+        replay_window_s: float = float("inf"),
+        owns: Callable[[int], bool] = lambda _: True,
+        writer: str = "",
+        generation: Callable[[int], int] = lambda _: 0,
+        claim_wait_s: float = 20.0,
     ) -> None:
         self.gateway = gateway
         self.publisher = publisher
@@ -73,6 +116,21 @@ class Dispatcher:
         self.ledger = ledger or Ledger()
         self.rng = rng or random.Random()
         self.on_crash = on_crash
+        self.opt_outs = opt_outs or OptOutView()
+        self.breaker = breaker or CircuitBreaker()
+        # How long the gateway remembers an Idempotency-Key (its replay window).
+        self.replay_window_s = replay_window_s
+        # Whether this instance still owns a partition of sms-requests (read before each call).
+        self.owns = owns
+        # This instance's id and its assignment generation of a partition, on every claim.
+        self.writer = writer
+        self.generation = generation
+        self._changed: dict[str, asyncio.Event] = {}  # keys waiting on another's claim
+        # A live writer's claim changes within one gateway call (nothing suspends between
+        # the claim and the call); one older than this belongs to a writer that died.
+        self.claim_wait_s = claim_wait_s
+        # Set (and replaced) when the breaker closes, so held-back requests go at once.
+        self._gateway_back = asyncio.Event()
         self.tasks: set[asyncio.Task[None]] = set()
         self._settled: dict[str, asyncio.Event] = {}
         self._active: dict[str, asyncio.Future[None]] = {}  # keys being handled here now
@@ -94,7 +152,11 @@ class Dispatcher:
             service="sms-sender", partition=job.partition, offset=job.offset
         )
         if job.request is not None:
-            await self.send_request(job.request, job.partition)
+            if await self.send_request(job.request, job.partition) is RELEASED:
+                # Revoked before the call: the next owner handles it from the committed
+                # offset, which must therefore stay below this one.
+                self.tracker.abandon(job.partition, job.offset)
+                return
         elif job.dead_letter is not None:
             await self.publisher.dead_letter(job.dead_letter)
             self.metrics.dead_letters.inc()
@@ -124,7 +186,7 @@ class Dispatcher:
 
     # ------------------------------------------------------------ one request
 
-    async def send_request(self, request: SmsRequest, partition: int) -> None:
+    async def send_request(self, request: SmsRequest, partition: int) -> Released | None:
         key = request.idempotency_key
         structlog.contextvars.bind_contextvars(idempotency_key=key, to_masked=request.to_masked)
         # A duplicate of a request still being handled waits for it, then finds it settled.
@@ -132,23 +194,38 @@ class Dispatcher:
             await active
         done = self._active[key] = asyncio.get_running_loop().create_future()
         try:
-            await self._handle_request(request, partition)
+            return await self._handle_request(request, partition)
         finally:
             del self._active[key]
             done.set_result(None)
 
-    async def _handle_request(self, request: SmsRequest, partition: int) -> None:
+    async def _handle_request(self, request: SmsRequest, partition: int) -> Released | None:
         key = request.idempotency_key
-        plan = rules.plan(self.ledger.get(key), self.ambiguous_wait_s)
+        while True:
+            claim = self.ledger.get(key)
+            if claim is not None and rules.foreign_claim(claim, self.writer):
+                # Another instance is sending it (it owned the partition before): wait until
+                # that claim is settled or released; if its writer died, plan as after a crash.
+                deadline = claim.occurred_at.timestamp() + self.claim_wait_s
+                if await self._await_change(claim, deadline):
+                    continue
+            plan = rules.plan(
+                self.ledger.get(key), self.ambiguous_wait_s, datetime.now(UTC), self.replay_window_s
+            )
+            if not isinstance(plan, rules.Send):
+                break
+            result = await self._send(request, partition, plan)
+            if result is RELEASED:
+                return RELEASED
+            if result is not CONTENDED:
+                break
         if isinstance(plan, rules.Skip):
             await self._announce_again(plan.entry, request)
             self.metrics.requests.labels("duplicate").inc()
             log.info("sms_duplicate_skipped", state=plan.entry.state.value)
-            return
+            return None
         if isinstance(plan, rules.Await):
             await self._await_outcome(plan.entry, partition, plan.deadline)
-        else:
-            await self._send(request, partition, plan)
         final = self.ledger.get(key)
         state = final.state.value if final else "none"
         self.metrics.requests.labels(state).inc()
@@ -158,34 +235,82 @@ class Dispatcher:
             reason=final.reason if final else None,
             error_code=final.error_code if final else None,
         )
+        return None
 
-    async def _send(self, request: SmsRequest, partition: int, plan: rules.Send) -> None:
+    async def _send(
+        self, request: SmsRequest, partition: int, plan: rules.Send
+    ) -> Released | Contended | None:
         key = request.idempotency_key
         attempt, ambiguous_before = plan.attempts, plan.ambiguous_before
+        counted = plan.attempts  # attempts that count against the limit (not outage waits)
+        deferrals = 0
         while True:
-            attempt += 1
+            if await self._gateway_ready(request, attempt, deferrals == 0):
+                deferrals += 1
+            # Paced after the breaker's wait: a backlog that waited out an outage drains
+            # within the rate limit, not all at once when the gateway is back.
             await self._pace(request)
-            sending = new_entry(request, S.SENDING, api=self.gateway.api, attempts=attempt)
+            if self.breaker.holding(time.monotonic()):
+                continue  # the breaker opened while this one was paced
+            if not self.owns(partition):
+                log.info("sms_left_to_new_owner")  # revoked: its next owner starts over
+                return RELEASED
+            attempt += 1
+            current = self.ledger.get(key)
+            sending = new_entry(
+                request,
+                S.SENDING,
+                api=self.gateway.api,
+                attempts=attempt,
+                first_attempt_at=(current and current.first_attempt_at) or datetime.now(UTC),
+                writer=self.writer,
+                generation=self.generation(partition),
+            )
             if not await self._record(sending, partition):
-                return  # settled meanwhile (a callback or another sender): nothing to send
+                latest = self.ledger.get(key)
+                if latest is not None and latest.state in SETTLED_STATES:
+                    return None  # settled meanwhile (a callback or another sender)
+                return CONTENDED  # another instance claimed it first: wait for its claim
+            # The last moment: a STOP may have arrived while this request queued or waited.
+            if self.opt_outs.opted_out(request.account_id, request.to):
+                skipped = advance(sending, S.SKIPPED, reason=SkipReason.OPTED_OUT.value)
+                await self._record(skipped, partition)
+                return None
+            if not self.owns(partition):
+                # Revoked while the claim was written: release it so the next owner, which
+                # waits for it, sends instead; nothing left here.
+                released = advance(sending, S.RETRYING, reason=RELEASED_REASON)
+                await self._record(released, partition)
+                log.info("sms_claim_released")
+                return RELEASED
+            # No suspension between the ownership check above and the call below.
             started = time.monotonic()
             outcome = await self.gateway.send(request, self.callback_base + quote(key, safe=""))
-            self.metrics.gateway_seconds.observe(time.monotonic() - started)
-            self.metrics.gateway_calls.labels(type(outcome).__name__.lower()).inc()
+            self._observe(outcome, started)
+            now = datetime.now(UTC)
             step = next_step(
                 outcome,
-                attempt=attempt,
+                attempt=counted + 1,
                 dedupes=self.gateway.dedupes,
                 policy=self.policy,
                 rng=self.rng,
                 ambiguous_before=ambiguous_before,
+                age_s=(now - request.occurred_at).total_seconds(),
+                replay_safe=rules.replay_safe(self.ledger.get(key), now, self.replay_window_s),
             )
             current = self.ledger.get(key) or sending
-            if isinstance(step, Retry):
+            if isinstance(step, Retry | Wait):
                 if isinstance(outcome, Ambiguous):
                     ambiguous_before = True  # stays "sending": a resend must reuse the key
                 else:
                     await self._record(advance(current, S.RETRYING, reason=step.reason), partition)
+                if isinstance(step, Wait):
+                    deferrals += 1
+                    until = now + timedelta(seconds=step.delay_s)
+                    event = deferred_event(current, step.reason, until, deferrals)
+                    await self.publisher.statuses([event])
+                else:
+                    counted += 1
                 log.debug("sms_retry_scheduled", delay_s=round(step.delay_s, 3), why=step.reason)
                 await asyncio.sleep(step.delay_s)
                 continue
@@ -194,7 +319,7 @@ class Dispatcher:
                 await self._record(unknown, partition)
                 deadline = unknown.occurred_at.timestamp() + self.ambiguous_wait_s
                 await self._await_outcome(unknown, partition, datetime.fromtimestamp(deadline, UTC))
-                return
+                return None
             if step.accepted is not None:
                 done = advance(
                     current,
@@ -206,8 +331,64 @@ class Dispatcher:
             else:
                 done = advance(current, S.FAILED, reason=step.reason, error_code=step.error_code)
             if await self._record(done, partition) and step.rejected and step.rejected.opted_out:
-                await self.publisher.inbound(opt_out_event(done, request))
+                await self._report_opt_out(opt_out_event(done, request))
+            return None
+
+    async def _await_change(self, entry: SmsLedgerEntry, deadline: float) -> bool:
+        """Wait until the key's entry is no longer ``entry``; False at ``deadline``."""
+        key = entry.idempotency_key
+        event = self._changed.setdefault(key, asyncio.Event())
+        self.waiting += 1
+        try:
+            while self.ledger.get(key) is entry:
+                remaining = deadline - time.time()
+                if remaining <= 0:
+                    return False
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(event.wait(), remaining)
+                event.clear()
+            return True
+        finally:
+            self.waiting -= 1
+            self._changed.pop(key, None)
+
+    async def _gateway_ready(self, request: SmsRequest, attempts: int, announce: bool) -> bool:
+        """Wait while the circuit breaker holds calls back; True when this SMS waited and a
+        ``deferred`` (gateway_unavailable) status said so."""
+        wait = self.breaker.wait_s(time.monotonic())
+        if wait <= 0:
+            return False
+        if announce:
+            entry = self.ledger.get(request.idempotency_key) or new_entry(
+                request, S.RETRYING, api=self.gateway.api, attempts=attempts
+            )
+            until = datetime.now(UTC) + timedelta(seconds=wait)
+            await self.publisher.statuses([deferred_event(entry, GATEWAY_UNAVAILABLE, until, 0)])
+        while wait > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._gateway_back.wait(), wait)
+            wait = self.breaker.wait_s(time.monotonic())
+        return announce
+
+    def _observe(self, outcome: SendOutcome, started: float) -> None:
+        now = time.monotonic()
+        self.metrics.gateway_seconds.observe(now - started)
+        self.metrics.gateway_calls.labels(type(outcome).__name__.lower()).inc()
+        answered = isinstance(outcome, Accepted | Rejected) or (
+            isinstance(outcome, Refused) and outcome.reason not in UNREACHABLE
+        )
+        if answered:
+            if self.breaker.is_open:
+                log.info("gateway_circuit_closed")
+                self._gateway_back.set()
+                self._gateway_back = asyncio.Event()
+            self.breaker.succeeded(now)
             return
+        was_open = self.breaker.is_open
+        self.breaker.failed(now)
+        if self.breaker.is_open and not was_open:
+            why = outcome.reason if isinstance(outcome, Refused | Ambiguous) else "?"
+            log.warning("gateway_circuit_opened", failures=self.breaker.failures, last=why)
 
     async def _await_outcome(
         self, entry: SmsLedgerEntry, partition: int, deadline: datetime
@@ -250,7 +431,10 @@ class Dispatcher:
         have moved the key on since, so ``sent`` is repeated before ``delivered`` too."""
         await self.publisher.statuses(announce(None, entry))
         if entry.state is S.FAILED and entry.error_code == "21610":
-            await self.publisher.inbound(opt_out_event(entry, request))
+            await self._report_opt_out(opt_out_event(entry, request))
+
+    async def _report_opt_out(self, event: ProviderOptOut) -> None:
+        await until_written(lambda: self.publisher.inbound(event), "sms-inbound")
 
     async def _pace(self, request: SmsRequest) -> None:
         wait = self.limiter.reserve(request.from_, request.segments, time.monotonic())
@@ -258,6 +442,9 @@ class Dispatcher:
             await asyncio.sleep(wait)
 
     def _wake(self, entry: SmsLedgerEntry) -> None:
+        changed = self._changed.get(entry.idempotency_key)
+        if changed is not None:
+            changed.set()
         if entry.state in SETTLED_STATES:
             event = self._settled.get(entry.idempotency_key)
             if event is not None:

@@ -2,8 +2,9 @@
 
 An outcome is one of four values, decided by the adapter from what it saw on the wire:
 ``Accepted`` (the provider took it), ``Rejected`` (a permanent refusal with the provider's
-error code), ``Refused`` (not processed: 429, 5xx, no connection; safe to send again) and
-``Ambiguous`` (the request left but no answer came: it may or may not have been sent).
+error code), ``Refused`` (not processed: 429, 409, no connection; safe to send again) and
+``Ambiguous`` (the request left and no answer, or a 408/5xx, came back: it may or may not
+have been sent).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ REJECTION_REASONS = {
     "21617": "body_too_long",
     "20003": "gateway_unauthorized",
     "422": "idempotency_key_reused",
+    "invalid_request": "invalid_request",
 }
 
 
@@ -62,9 +64,13 @@ class Refused:
 
 @dataclass(frozen=True)
 class Ambiguous:
-    """The request left; whether the gateway processed it is unknown."""
+    """The request left; whether the gateway processed it is unknown (no answer, or a 408
+    or 5xx that a provider or a proxy in front of it may give after creating the message)."""
 
     reason: str
+    http_status: int | None = None
+    error_code: str | None = None
+    retry_after_s: float | None = None
 
 
 SendOutcome = Accepted | Rejected | Refused | Ambiguous

@@ -1,5 +1,9 @@
 """The wire under both adapters: one aiohttp session, and what a transport error or a
 refusal means for a send (before the request left: refused; after: ambiguous).
+
+A 408 or 5xx answer is ambiguous too: Twilio can answer 5xx after creating the message, and
+a proxy in front of a provider answers 502/504 whatever the provider did. Only 429, 409 and
+425, which say the request was not taken, are plain refusals.
 """
 
 from __future__ import annotations
@@ -47,7 +51,7 @@ def make_session(
 
 async def post(
     session: aiohttp.ClientSession, url: str, **options: Any
-) -> Response | Refused | Ambiguous:
+) -> Response | Refused | Ambiguous | Rejected:
     """POST and read the answer; transport failures become outcomes."""
     try:
         async with session.post(url, **options) as answer:
@@ -61,15 +65,23 @@ async def post(
         return Ambiguous("timeout")
     except (aiohttp.ClientError, asyncio.IncompleteReadError):
         return Ambiguous("connection_lost")
+    except (ValueError, TypeError, UnicodeError) as exc:
+        # aiohttp refuses the request itself (a CR/LF in a header): it never left, and
+        # sending it again would fail the same way.
+        return Rejected("invalid_request", 0, type(exc).__name__)
 
 
-def classify_failure(response: Response) -> Rejected | Refused:
-    """A non-2xx answer: 408/409/429/5xx were not processed (retry); other 4xx are final."""
+def classify_failure(response: Response) -> Rejected | Refused | Ambiguous:
+    """A non-2xx answer: 409/425/429 were not processed (retry); 408/5xx may have been
+    (ambiguous); other 4xx are final."""
     payload = response.json()
     code = payload.get("code")
     error_code = str(code) if isinstance(code, int | str) and code != "" else None
     status = response.status
-    if status in (408, 409, 425, 429) or status >= 500 or error_code in TRANSIENT_CODES:
+    if status == 408 or status >= 500:
+        retry_after = parse_retry_after(response.headers.get("Retry-After"), datetime.now(UTC))
+        return Ambiguous(f"http_{status}", status, error_code, retry_after)
+    if status in (409, 425, 429) or error_code in TRANSIENT_CODES:
         retry_after = parse_retry_after(response.headers.get("Retry-After"), datetime.now(UTC))
         reason = {409: "key_in_flight", 429: "throttled"}.get(status, f"http_{status}")
         if error_code in TRANSIENT_CODES:

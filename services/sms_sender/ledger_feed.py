@@ -1,8 +1,9 @@
-"""Tails the whole ``sms-ledger`` topic on the loop: rebuilds the ledger at start-up and
-keeps it current with what other senders write (own writes are skipped by header).
+"""Tails a whole compacted topic on the loop into a local view: ``sms-ledger`` (rebuilds
+the ledger at start-up and keeps it current with what other senders write; own writes are
+skipped by header) and ``opt-outs`` (the numbers that may no longer be sent to).
 
 ``barrier(partitions)`` returns once the feed has applied those partitions up to their end
-offsets as of the call: after it, every entry written before is in the ledger.
+offsets as of the call: after it, every record written before is in the view.
 """
 
 from __future__ import annotations
@@ -10,11 +11,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable
+from typing import Generic, TypeVar
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from schemas.envelope import Event
 from schemas.ledger import SmsLedgerEntry
-from schemas.topics import SMS_LEDGER
+from schemas.sms import NumberOptOut
+from schemas.topics import OPT_OUTS, SMS_LEDGER, TopicSpec
 from services.common.codec import DecodeError, decode
 from services.common.logging import get_logger
 from services.common.settings import KafkaSettings
@@ -23,14 +27,25 @@ from services.sms_sender.publisher import WRITER_HEADER
 
 log = get_logger("sms_sender")
 
-Apply = Callable[[list[tuple[SmsLedgerEntry, int]]], None]
+M = TypeVar("M", bound=Event)
 
 
-class LedgerFeed:
-    def __init__(self, settings: KafkaSettings, writer: str, apply: Apply) -> None:
+class TopicFeed(Generic[M]):
+    """Reads ``spec``'s records as ``model`` and hands them, with their partition, to
+    ``apply`` in batches; records carrying ``writer`` in their writer header are skipped."""
+
+    def __init__(
+        self,
+        settings: KafkaSettings,
+        spec: TopicSpec,
+        model: type[M],
+        apply: Callable[[list[tuple[M, int]]], None],
+        writer: str | None = None,
+    ) -> None:
         self.settings = settings
-        self.topic = settings.topic(SMS_LEDGER)
-        self.writer = writer.encode()
+        self.topic = settings.topic(spec)
+        self.model = model
+        self.writer = writer.encode() if writer else None
         self.apply = apply
         self.read = 0
         self.partitions: list[TopicPartition] = []
@@ -80,17 +95,19 @@ class LedgerFeed:
         try:
             while True:
                 batches = await self._consumer.getmany(timeout_ms=200, max_records=2000)
-                entries: list[tuple[SmsLedgerEntry, int]] = []
+                entries: list[tuple[M, int]] = []
                 for tp, records in batches.items():
                     for record in records:
                         self.read += 1
-                        if (WRITER_HEADER, self.writer) in (record.headers or ()):
+                        if self.writer and (WRITER_HEADER, self.writer) in (record.headers or ()):
                             continue  # written by this process: already applied
+                        if record.value is None:
+                            continue  # a tombstone: nothing to apply
                         try:
-                            entries.append((decode(SmsLedgerEntry, record.value), tp.partition))
+                            entries.append((decode(self.model, record.value), tp.partition))
                         except DecodeError as exc:
                             where = f"{tp.topic}[{tp.partition}]@{record.offset}"
-                            log.warning("ledger_entry_rejected", where=where, reason=exc.reason)
+                            log.warning("feed_record_rejected", where=where, reason=exc.reason)
                 if entries:
                     self.apply(entries)
                 async with self._progress:
@@ -98,9 +115,21 @@ class LedgerFeed:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            log.error("ledger_feed_crashed", error=repr(exc))
+            log.error("feed_crashed", topic=self.topic, error=repr(exc))
             async with self._progress:
                 self._progress.notify_all()
             if self.on_crash is not None:
                 self.on_crash(exc)
             raise
+
+
+def ledger_feed(
+    settings: KafkaSettings, writer: str, apply: Callable[[list[tuple[SmsLedgerEntry, int]]], None]
+) -> TopicFeed[SmsLedgerEntry]:
+    return TopicFeed(settings, SMS_LEDGER, SmsLedgerEntry, apply, writer)
+
+
+def opt_out_feed(
+    settings: KafkaSettings, apply: Callable[[list[tuple[NumberOptOut, int]]], None]
+) -> TopicFeed[NumberOptOut]:
+    return TopicFeed(settings, OPT_OUTS, NumberOptOut, apply)

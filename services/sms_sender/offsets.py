@@ -14,6 +14,7 @@ class _Partition:
     pending: deque[int] = field(default_factory=deque)  # handed out, in offset order
     open: set[int] = field(default_factory=set)  # handed out, outcome not yet recorded
     finished: set[int] = field(default_factory=set)  # finished but not yet at the front
+    abandoned: set[int] = field(default_factory=set)  # never finished: left to the next owner
     next_offset: int | None = None  # commit position once everything before is finished
     committed: int | None = None
 
@@ -44,6 +45,23 @@ class OffsetTracker:
                 done = state.pending.popleft()
                 state.finished.discard(done)
                 state.next_offset = done + 1
+
+    def abandon(self, partition: int, offset: int) -> None:
+        """``offset`` was left unhandled (its partition was revoked before the gateway was
+        called): nothing at or after it is committed here, and drains do not wait for it."""
+        with self._lock:
+            state = self._partitions.get(partition)
+            if state is None or offset not in state.open:
+                return
+            state.open.discard(offset)
+            state.abandoned.add(offset)
+            self._in_flight -= 1
+
+    def abandoned(self, partition: int) -> int | None:
+        """The lowest abandoned offset of ``partition``, if any."""
+        with self._lock:
+            state = self._partitions.get(partition)
+            return min(state.abandoned) if state and state.abandoned else None
 
     def committable(self) -> dict[int, int]:
         """Partition -> offset to commit, for partitions that moved since the last commit."""

@@ -7,9 +7,11 @@ what would have been written, for unit tests.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
 
 from schemas.dead_letters import DeadLetter
 from schemas.ledger import SmsLedgerEntry
@@ -23,7 +25,12 @@ from schemas.topics import (
     SMS_STATUS,
 )
 from services.common.codec import encode, encode_key
+from services.common.logging import get_logger
 from services.common.settings import KafkaSettings
+
+log = get_logger("sms_sender")
+
+MAX_WRITE_BACKOFF_S = 5.0
 
 # Header naming the process that wrote a ledger entry, so it can skip its own when tailing.
 WRITER_HEADER = "smsflow-writer"
@@ -54,19 +61,25 @@ class KafkaPublisher:
         }
 
     async def ledger(self, entry: SmsLedgerEntry, partition: int) -> None:
-        ack = await self._send(
-            SMS_LEDGER.name, entry.key, encode(entry), partition, [(WRITER_HEADER, self.writer)]
-        )
-        await ack
+        value, headers = encode(entry), [(WRITER_HEADER, self.writer)]
+
+        async def write() -> None:
+            await (await self._send(SMS_LEDGER.name, entry.key, value, partition, headers))
+
+        await until_written(write, SMS_LEDGER.name)
 
     async def statuses(self, events: list[SmsStatusEvent]) -> None:
-        await self._send_all(SMS_STATUS.name, events)
+        await until_written(lambda: self._send_all(SMS_STATUS.name, events), SMS_STATUS.name)
 
     async def inbound(self, event: InboundSms | ProviderOptOut) -> None:
+        # Not retried here: the webhook that calls it answers 503 so the provider retries.
         await (await self._send(SMS_INBOUND.name, event.key, encode(event)))
 
     async def dead_letter(self, letter: DeadLetter) -> None:
-        await (await self._send(DEAD_LETTERS.name, letter.key or "", encode(letter)))
+        async def write() -> None:
+            await (await self._send(DEAD_LETTERS.name, letter.key or "", encode(letter)))
+
+        await until_written(write, DEAD_LETTERS.name)
 
     async def click(self, event: SmsLinkClicked) -> None:
         await (await self._send(SMS_CLICKS.name, event.key, encode(event)))
@@ -100,6 +113,22 @@ class KafkaPublisher:
             headers=headers or [],
         )
         return ack
+
+
+async def until_written(write: Callable[[], Awaitable[None]], topic: str) -> None:
+    """Run ``write`` until the broker acknowledges it: while the broker is away (a restart,
+    a network cut) the request waits, and the sender neither fails it nor exits. A write
+    repeated after a lost acknowledgement is harmless: ledger entries only move forward,
+    and a repeated status event keeps its ``event_id``."""
+    delay = 0.2
+    while True:
+        try:
+            await write()
+            return
+        except KafkaError as exc:
+            log.warning("kafka_write_waiting", topic=topic, error=repr(exc), retry_in_s=delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, MAX_WRITE_BACKOFF_S)
 
 
 class MemoryPublisher:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from email.utils import parsedate_to_datetime
 
-from services.sms_sender.gateway import Accepted, Ambiguous, Refused, Rejected, SendOutcome
+from services.sms_sender.gateway import Accepted, Ambiguous, Rejected, SendOutcome
 
 
 class TransientError(Exception):
@@ -44,11 +44,16 @@ def parse_retry_after(value: str | None, now: datetime) -> float | None:
 
 @dataclass(frozen=True)
 class RetryPolicy:
+    # Answers that blame this request (5xx, 409, 429 with a short Retry-After) are counted.
     max_attempts: int = 6
     base_s: float = 0.25
     cap_s: float = 30.0
-    # A Retry-After longer than this is not waited for in place: the send fails instead.
+    # A longer Retry-After is a pause of the provider, not of this request: the SMS waits
+    # (reported ``deferred``) instead of being counted as a failed attempt.
     max_retry_after_s: float = 300.0
+    # An SMS still not accepted this long after it was requested fails; until then an
+    # unreachable gateway or a long Retry-After is waited out.
+    give_up_after_s: float = 86400.0
 
     def delay_s(self, attempt: int, retry_after_s: float | None, rng: random.Random) -> float:
         """Wait before the attempt after ``attempt``: at least Retry-After, plus jitter."""
@@ -73,16 +78,28 @@ class Finish:
 
 
 @dataclass(frozen=True)
+class Wait:
+    """Not this request's fault (the gateway is unreachable, or paused us for long): wait,
+    then send again with the same key; the attempt is not counted against the limit."""
+
+    delay_s: float
+    reason: str
+
+
+@dataclass(frozen=True)
 class AwaitCallback:
-    """Ambiguous on an API without de-duplication: never resend, wait for a callback."""
+    """Ambiguous where a resend is not safe: never resend, wait for a callback."""
 
     reason: str
 
 
-Step = Retry | Finish | AwaitCallback
+Step = Retry | Wait | Finish | AwaitCallback
 
 AMBIGUOUS_OUTCOME = "ambiguous_outcome"
 RETRIES_EXHAUSTED = "retries_exhausted"
+GATEWAY_UNAVAILABLE = "gateway_unavailable"
+# Transport failures that say nothing about the message, only that the gateway is away.
+UNREACHABLE = frozenset({"connection_failed", "connect_timeout", "connection_lost"})
 
 
 def next_step(
@@ -93,23 +110,33 @@ def next_step(
     policy: RetryPolicy,
     rng: random.Random,
     ambiguous_before: bool = False,
+    age_s: float = 0.0,
+    replay_safe: bool = True,
 ) -> Step:
-    """What to do after attempt number ``attempt`` (1-based) ended with ``outcome``."""
+    """What to do after counted attempt number ``attempt`` (1-based) ended with ``outcome``.
+
+    ``age_s`` is how long ago the SMS was requested; ``replay_safe`` is False once the
+    gateway may have forgotten the key (its idempotency window has passed).
+    """
     if isinstance(outcome, Accepted):
         return Finish(accepted=outcome)
     if isinstance(outcome, Rejected):
         return Finish(reason=outcome.reason, error_code=outcome.error_code, rejected=outcome)
-    if isinstance(outcome, Ambiguous) and not dedupes:
+    if isinstance(outcome, Ambiguous) and not (dedupes and replay_safe):
         return AwaitCallback(outcome.reason)
     # Refused, or ambiguous on an API that replays the first answer for the same key.
-    retry_after = outcome.retry_after_s if isinstance(outcome, Refused) else None
-    code = outcome.error_code if isinstance(outcome, Refused) else None
     may_have_been_sent = ambiguous_before or isinstance(outcome, Ambiguous)
     give_up = Finish(
-        reason=AMBIGUOUS_OUTCOME if may_have_been_sent else RETRIES_EXHAUSTED, error_code=code
+        reason=AMBIGUOUS_OUTCOME if may_have_been_sent else RETRIES_EXHAUSTED,
+        error_code=outcome.error_code,
     )
-    if attempt >= policy.max_attempts:
+    retry_after = outcome.retry_after_s
+    if age_s + (retry_after or 0.0) >= policy.give_up_after_s:
         return give_up
+    if outcome.reason in UNREACHABLE:
+        return Wait(policy.delay_s(attempt, None, rng), GATEWAY_UNAVAILABLE)
     if retry_after is not None and retry_after > policy.max_retry_after_s:
+        return Wait(policy.delay_s(attempt, retry_after, rng), outcome.reason)
+    if attempt >= policy.max_attempts:
         return give_up
     return Retry(policy.delay_s(attempt, retry_after, rng), outcome.reason)

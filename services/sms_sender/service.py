@@ -10,20 +10,24 @@ import uuid
 from collections.abc import Callable
 
 from aiohttp import web
+from aiokafka.errors import KafkaError
 
 from schemas.definitions import Account
-from schemas.topics import SMS_LEDGER
+from schemas.topics import OPT_OUTS, SMS_LEDGER
 from services.common.definitions_feed import DefinitionsFeed
 from services.common.logging import get_logger
 from services.sms_sender.async_kafka import make_producer
+from services.sms_sender.circuit_breaker import CircuitBreaker
 from services.sms_sender.consumer import RequestConsumer
 from services.sms_sender.dispatcher import Dispatcher, Job
 from services.sms_sender.gateway import SmsGateway
 from services.sms_sender.http_client import make_session
 from services.sms_sender.http_gateway import HttpGateway
-from services.sms_sender.ledger_feed import LedgerFeed
+from services.sms_sender.ledger import Ledger, RocksStore
+from services.sms_sender.ledger_feed import ledger_feed, opt_out_feed
 from services.sms_sender.metrics import Metrics
 from services.sms_sender.offsets import OffsetTracker
+from services.sms_sender.opt_outs import OptOutView
 from services.sms_sender.publisher import KafkaPublisher
 from services.sms_sender.rate_limiter import RateLimiter
 from services.sms_sender.redirects import Redirects
@@ -63,6 +67,40 @@ def known_accounts(feed: DefinitionsFeed) -> Callable[[], list[Account]]:
     return snapshot
 
 
+def number_limits(feed: DefinitionsFeed, settings: SenderSettings):  # type: ignore[no-untyped-def]
+    """A sender number's limits from its account's ``sender_rate``, if it has one."""
+
+    def limits(number: str) -> tuple[float, float] | None:
+        with feed.lock:
+            for account in feed.catalog.accounts.values():
+                rate = account.spec.sender_rate
+                if account.spec.sender == number and rate is not None:
+                    segments = rate.segments_per_s or settings.sender_segments_per_s
+                    return rate.messages_per_s, segments
+        return None
+
+    return limits
+
+
+async def _alive(request: web.Request) -> web.Response:
+    """Liveness: the process serves (the ledger may still be rebuilding; /healthz waits)."""
+    return web.json_response({"alive": True})
+
+
+def _webhooks_after(rebuilt: asyncio.Event):  # type: ignore[no-untyped-def]
+    """Webhooks need the ledger: until it is rebuilt, providers are asked to retry."""
+
+    @web.middleware
+    async def guard(request: web.Request, handler):  # type: ignore[no-untyped-def]
+        if request.path.startswith("/webhooks/") and not rebuilt.is_set():
+            return web.json_response(
+                {"error": "starting"}, status=503, headers={"Retry-After": "5"}
+            )
+        return await handler(request)
+
+    return guard
+
+
 async def run(settings: SenderSettings, stop: asyncio.Event) -> int:
     """Serve until ``stop`` is set (or a request crashes); returns the exit code."""
     loop = asyncio.get_running_loop()
@@ -88,6 +126,8 @@ async def run(settings: SenderSettings, stop: asyncio.Event) -> int:
     def crash_from_thread(error: BaseException) -> None:
         loop.call_soon_threadsafe(crash, error)
 
+    store = RocksStore(settings.sender_state_dir)
+    definitions = DefinitionsFeed(settings)
     dispatcher = Dispatcher(
         gateway=build_gateway(settings),
         publisher=publisher,
@@ -97,29 +137,34 @@ async def run(settings: SenderSettings, stop: asyncio.Event) -> int:
             max_attempts=settings.sender_max_attempts,
             base_s=settings.sender_backoff_base_s,
             cap_s=settings.sender_backoff_cap_s,
+            give_up_after_s=settings.sender_give_up_after_s,
         ),
-        limiter=RateLimiter(settings.sender_messages_per_s, settings.sender_segments_per_s),
+        limiter=RateLimiter(
+            settings.sender_messages_per_s,
+            settings.sender_segments_per_s,
+            limits_for=number_limits(definitions, settings),
+            share=lambda: consumers[0].share() if consumers else 1.0,
+        ),
         ambiguous_wait_s=settings.sender_ambiguous_wait_s,
         metrics=metrics,
+        ledger=Ledger(store, recent=settings.sender_ledger_recent_keys),
         rng=random.Random(),
         on_crash=crash,
+        opt_outs=OptOutView(),
+        breaker=CircuitBreaker(
+            threshold=settings.sender_breaker_threshold,
+            cooldown_s=settings.sender_breaker_cooldown_s,
+            max_cooldown_s=settings.sender_breaker_max_cooldown_s,
+        ),
+        replay_window_s=settings.sender_gateway_idempotency_window_s,
+        owns=lambda partition: bool(consumers) and consumers[0].owns(partition),
+        writer=writer,
+        generation=lambda partition: consumers[0].generation if consumers else 0,
+        claim_wait_s=settings.sender_connect_timeout_s + settings.sender_request_timeout_s + 5,
     )
+    consumers: list[RequestConsumer] = []
 
-    feed = LedgerFeed(settings, writer, dispatcher.apply_remote)
-    try:
-        await feed.start(await producer.partitions_for(settings.topic(SMS_LEDGER)))
-        await asyncio.wait_for(feed.barrier(), LEDGER_REBUILD_TIMEOUT_S)
-        feed.on_crash = crash
-    except BaseException:
-        log.error("ledger_rebuild_failed", topic=settings.topic(SMS_LEDGER))
-        await feed.stop()
-        await reply_feed.stop()
-        await producer.stop()
-        await dispatcher.gateway.close()
-        raise
-    log.info("ledger_rebuilt", keys=len(dispatcher.ledger), records=feed.read)
-    definitions = DefinitionsFeed(settings)
-    await loop.run_in_executor(None, definitions.start, 60.0)
+    rebuilt = asyncio.Event()
 
     ready = asyncio.Event()
     server = Server(
@@ -133,9 +178,40 @@ async def run(settings: SenderSettings, stop: asyncio.Event) -> int:
         reply_feed.ready.is_set,
     )
     app = Redirects(dispatcher.ledger, publisher, metrics).register(server.app())
+    # Up before the ledger is rebuilt: liveness answers meanwhile; webhooks wait for it.
+    app.router.add_get("/livez", _alive)
+    app.middlewares.append(_webhooks_after(rebuilt))
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     await web.TCPSite(runner, settings.sender_host, settings.sender_port, backlog=1024).start()
+
+    feed = ledger_feed(settings, writer, dispatcher.apply_remote)
+    opt_outs = opt_out_feed(settings, dispatcher.opt_outs.apply)
+    try:
+        await feed.start(await producer.partitions_for(settings.topic(SMS_LEDGER)))
+        await opt_outs.start(await producer.partitions_for(settings.topic(OPT_OUTS)))
+        await asyncio.wait_for(
+            asyncio.gather(feed.barrier(), opt_outs.barrier()), LEDGER_REBUILD_TIMEOUT_S
+        )
+        feed.on_crash = opt_outs.on_crash = crash
+    except BaseException:
+        log.error("ledger_rebuild_failed", topic=settings.topic(SMS_LEDGER))
+        await feed.stop()
+        await opt_outs.stop()
+        await reply_feed.stop()
+        await producer.stop()
+        await dispatcher.gateway.close()
+        await runner.cleanup()
+        store.close()
+        raise
+    log.info(
+        "ledger_rebuilt",
+        keys=len(dispatcher.ledger),
+        records=feed.read,
+        opted_out_numbers=len(dispatcher.opt_outs),
+    )
+    rebuilt.set()
+    await loop.run_in_executor(None, definitions.start, 60.0)
 
     def became_ready() -> None:
         ready.set()
@@ -150,7 +226,8 @@ async def run(settings: SenderSettings, stop: asyncio.Event) -> int:
         barrier = asyncio.wait_for(feed.barrier(partitions), LEDGER_SYNC_TIMEOUT_S)
         try:
             asyncio.run_coroutine_threadsafe(barrier, loop).result()
-        except TimeoutError:
+        except (TimeoutError, KafkaError) as exc:  # the broker away: the consumer asks again
+            log.warning("ledger_sync_waiting", error=repr(exc))
             return False
         return True
 
@@ -165,7 +242,10 @@ async def run(settings: SenderSettings, stop: asyncio.Event) -> int:
         on_ready=on_ready,
         on_crash=crash_from_thread,
         waiting=lambda: dispatcher.waiting,
-    ).start()
+        blocked=lambda: dispatcher.breaker.is_open,
+    )
+    consumers.append(consumer)
+    consumer.start()
     try:
         await stop.wait()
     finally:
@@ -178,6 +258,8 @@ async def run(settings: SenderSettings, stop: asyncio.Event) -> int:
         await reply_feed.stop()
         await dispatcher.gateway.close()
         await feed.stop()
+        await opt_outs.stop()
         await producer.stop()  # sends what is buffered first
+        store.close()
         definitions.stop()
     return 1 if crashed or consumer.error else 0

@@ -52,6 +52,23 @@ class SenderSettings(KafkaSettings):
     # Per sender number; 0 disables a limit.
     sender_messages_per_s: float = 5000.0
     sender_segments_per_s: float = 5000.0
+    # An SMS the gateway has not taken this long after it was requested fails; until then an
+    # unreachable gateway or a long Retry-After is waited out (status ``deferred``).
+    sender_give_up_after_s: float = 86400.0
+    # How long the gateway keeps an Idempotency-Key (the simulator and Stripe: 24 h); a resend
+    # after that could be a second SMS, so it is not made.
+    sender_gateway_idempotency_window_s: float = 86400.0
+    # Circuit breaker: failed calls within 5 s (and >= 90 % of the calls) that open it, and
+    # its first / longest cool-down.
+    sender_breaker_threshold: int = 10
+    sender_breaker_cooldown_s: float = 1.0
+    sender_breaker_max_cooldown_s: float = 15.0
+    # Where the ledger's on-disk store lives (a fresh directory under it per process;
+    # default: the system's temporary directory), and how many settled keys stay in memory.
+    sender_state_dir: str | None = None
+    sender_ledger_recent_keys: int = 50_000
+    # Requests claiming more segments (or with a longer body) are dead-lettered.
+    sender_max_segments: int = 10
     sender_commit_interval_s: float = 0.5
     # A member that died (kill -9) holds its partitions until this runs out.
     sender_session_timeout_ms: int = 10000

@@ -29,6 +29,7 @@ ANNOUNCED = {
     LedgerState.DELIVERED: SmsStatus.DELIVERED,
     LedgerState.UNDELIVERED: SmsStatus.UNDELIVERED,
     LedgerState.FAILED: SmsStatus.FAILED,
+    LedgerState.SKIPPED: SmsStatus.SKIPPED,
 }
 
 
@@ -106,4 +107,21 @@ def opt_out_event(entry: SmsLedgerEntry, request: SmsRequest) -> ProviderOptOut:
         contact_id=request.contact_id,
         error_code=entry.error_code or "21610",
         idempotency_key=entry.idempotency_key,
+    )
+
+
+def deferred_event(
+    entry: SmsLedgerEntry, reason: str, until: datetime, episode: int
+) -> SmsStatusEvent:
+    """The SMS waits (the gateway is away, or asked for a long pause): not an end state.
+    ``episode`` counts the waits of one key, so each wait is its own event."""
+    event = status_event(entry, SmsStatus.DEFERRED)
+    name = f"{entry.idempotency_key}|deferred|{reason}|{episode}"
+    return event.model_copy(
+        update={
+            "event_id": uuid.uuid5(_NAMESPACE, name).hex,
+            "reason": reason,
+            "error_code": None,
+            "deferred_until": until,
+        }
     )

@@ -270,6 +270,45 @@ async def test_timeout_after_accept_records_message_and_replay_returns_201(sim: 
     assert len(await _ledger(sim)) == 1
 
 
+async def test_error_after_accept_is_a_proxy_502_and_a_replay_returns_201(sim: Client) -> None:
+    await _configure(sim, error_after_accept_rate=1.0)
+    answer = await _send(sim, "key-502", _message())
+    assert answer.status == 502
+    assert "Bad Gateway" in await answer.text()
+    await _configure(sim, error_after_accept_rate=0.0)
+
+    replay = await _send(sim, "key-502", _message())
+    assert (replay.status, replay.headers.get("Idempotent-Replayed")) == (201, "true")
+    ledger = await _ledger(sim)
+    assert [m["idempotency_key"] for m in ledger] == ["key-502"]  # accepted once
+    assert (await replay.json())["id"] == ledger[0]["id"]
+
+
+async def test_twilio_error_after_accept_still_creates_the_message(sim: Client) -> None:
+    await _configure(sim, error_after_accept_rate=1.0)
+    answer = await _twilio(sim, {"To": TO, "From": FROM, "Body": "Hei"})
+    assert answer.status == 502
+    await _configure(sim, error_after_accept_rate=0.0)
+    again = await _twilio(sim, {"To": TO, "From": FROM, "Body": "Hei"})
+    assert again.status == 201
+    assert len(await _ledger(sim)) == 2  # no de-duplication: the resend is a second SMS
+
+
+async def test_down_closes_provider_connections_without_an_answer(sim: Client) -> None:
+    await _configure(sim, down=True)
+    with pytest.raises(aiohttp.ServerDisconnectedError):
+        await _send(sim, "key-down", _message())
+    with pytest.raises(aiohttp.ServerDisconnectedError):
+        await _twilio(sim, {"To": TO, "From": FROM, "Body": "Hei"})
+    assert (await sim.get("/_sim/config")).status == 200  # the controls stay up
+    await _configure(sim, down=False)
+
+    assert (await _send(sim, "key-down", _message())).status == 201
+    requests = await (await sim.get("/_sim/requests")).json()
+    assert [r["status"] for r in requests] == [None, None, 201]  # seen, never answered
+    assert len(await _ledger(sim)) == 1
+
+
 async def test_opted_out_number_gets_21610(sim: Client) -> None:
     added = await sim.post("/_sim/opt-outs", json={"number": TO})
     assert added.status == 201

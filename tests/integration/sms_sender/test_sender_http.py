@@ -282,3 +282,31 @@ def test_after_a_graceful_stop_the_group_resumes_after_everything_handled(
     )
     wait_for(lambda: sender.metric("smsflow_sender_requests_total") >= 1, what="its outcome")
     assert sender.metric("smsflow_sender_requests_total") == 1
+
+
+def test_5xx_after_accept_is_resent_with_the_same_key_no_duplicate_none_lost(
+    stack: tuple[KafkaSettings, Simulator, Sender], faulty_run: dict[str, object]
+) -> None:
+    """The generic API replays the first answer for a key, so a proxy's 502 after the
+    message was accepted is retried safely: 0 duplicates, 0 lost."""
+    settings, sim, _ = stack
+    sim.post("/_sim/config", {"error_after_accept_rate": 0.3})
+    requests = make_requests(200, "proxy502")
+    keys = {r.idempotency_key for r in requests}
+    produce(settings, SMS_REQUESTS, requests)
+
+    def all_delivered() -> dict[str, list] | None:  # type: ignore[type-arg]
+        by_key = statuses_by_key(settings)
+        done = all(final_status(by_key.get(k, [])) is SmsStatus.DELIVERED for k in keys)
+        return by_key if done else None
+
+    wait_for(all_delivered, timeout_s=60, interval_s=1, what="every SMS delivered")
+    sim.post("/_sim/config", {"error_after_accept_rate": 0})
+    accepted = Counter(m["idempotency_key"] for m in sim.messages() if m["idempotency_key"] in keys)
+    assert set(accepted) == keys  # 0 lost
+    assert set(accepted.values()) == {1}  # 0 duplicates
+    answers = Counter(
+        r["status"] for r in sim.get("/_sim/requests") if r["idempotency_key"] in keys
+    )
+    assert answers[502] > 30
+    assert answers[201] >= answers[502]  # each 502 was followed by a replayed 201

@@ -45,9 +45,11 @@ def test_timed_out_sends_are_never_repeated_and_callbacks_settle_them(
     stack: tuple[KafkaSettings, Simulator, Sender],
 ) -> None:
     settings, sim, sender = stack
+    # No fail_rate here: a Twilio 5xx is ambiguous now, and the simulator's refusals send no
+    # callback to settle it (see the 5xx test below).
     sim.post(
         "/_sim/config",
-        {"fail_rate": 0.1, "throttle_rate": 0.1, "timeout_rate": 0.2, "timeout_delay_ms": 1500},
+        {"throttle_rate": 0.1, "timeout_rate": 0.2, "timeout_delay_ms": 1500},
     )
     requests = make_requests(200, "tw")
     keys = {r.idempotency_key for r in requests}
@@ -68,6 +70,44 @@ def test_timed_out_sends_are_never_repeated_and_callbacks_settle_them(
     for key in keys:
         sent = [e for e in by_key[key] if e.status is SmsStatus.SENT]
         assert {e.provider_message_id for e in sent} == {sent_ids[key]}
+
+
+def test_5xx_answers_are_never_resent_on_twilio(
+    stack: tuple[KafkaSettings, Simulator, Sender],
+) -> None:
+    """A proxy's 502 after the message was created (error_after_accept) and Twilio's own
+    500/503 are ambiguous: the key waits for a callback and is never sent twice."""
+    settings, sim, _ = stack
+    sim.post("/_sim/config", {"error_after_accept_rate": 0.3, "fail_rate": 0.1})
+    requests = make_requests(200, "tw5xx")
+    keys = {r.idempotency_key for r in requests}
+    produce(settings, SMS_REQUESTS, requests)
+
+    def settled() -> dict | None:  # type: ignore[type-arg]
+        by_key = statuses_by_key(settings)
+        done = all(final_status(by_key.get(k, [])) in _SETTLED for k in keys)
+        return by_key if done else None
+
+    by_key = wait_for(settled, timeout_s=60, interval_s=1, what="every SMS settled")
+    sim.post("/_sim/config", {"error_after_accept_rate": 0, "fail_rate": 0})
+    accepted = Counter(m["idempotency_key"] for m in sim.messages() if m["idempotency_key"] in keys)
+    assert set(accepted.values()) == {1}  # 0 duplicates
+    answers = Counter(
+        r["status"] for r in sim.get("/_sim/requests") if r["idempotency_key"] in keys
+    )
+    assert answers[502] > 30  # the fault really happened
+    for key in keys:
+        final = final_status(by_key[key])
+        if key in accepted:  # created, whatever the answer said: its callback settles it
+            assert final is SmsStatus.DELIVERED, key
+        else:  # refused by a 500/503, which a client cannot tell from one after creation
+            failed = [e for e in by_key[key] if e.status is SmsStatus.FAILED]
+            assert [e.reason for e in failed] == ["ambiguous_outcome"], key
+    # Each key reached the gateway once: a 5xx was never followed by a resend.
+    assert sum(answers.values()) - answers[429] == len(keys)
+
+
+_SETTLED = (SmsStatus.DELIVERED, SmsStatus.FAILED)
 
 
 def test_an_opted_out_recipient_fails_with_21610_and_is_reported_for_opt_out(

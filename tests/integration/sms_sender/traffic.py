@@ -44,7 +44,13 @@ def statuses_by_key(settings: KafkaSettings) -> dict[str, list[SmsStatusEvent]]:
 def final_status(events: list[SmsStatusEvent]) -> SmsStatus | None:
     """The last status of a key, delivered/undelivered outranking sent."""
     seen = {e.status for e in events}
-    for status in (SmsStatus.DELIVERED, SmsStatus.UNDELIVERED, SmsStatus.FAILED, SmsStatus.SENT):
+    for status in (
+        SmsStatus.DELIVERED,
+        SmsStatus.UNDELIVERED,
+        SmsStatus.FAILED,
+        SmsStatus.SKIPPED,
+        SmsStatus.SENT,
+    ):
         if status in seen:
             return status
     return None

@@ -104,3 +104,12 @@ def test_main_exits_2_on_invalid_flag(capsys: pytest.CaptureFixture[str]) -> Non
         main(["--fail-rate", "7"])
     assert exc.value.code == 2
     assert "fail_rate" in capsys.readouterr().err
+
+
+def test_outage_and_proxy_error_flags() -> None:
+    settings = _settings(["--down", "true", "--error-after-accept-rate", "0.3"])
+    assert settings.faults.down is True
+    assert settings.faults.error_after_accept_rate == 0.3
+    assert _settings([], {"SMSFLOW_SIM_DOWN": "false"}).faults.down is False
+    with pytest.raises(ValueError, match="true or false"):
+        _settings([], {"SMSFLOW_SIM_DOWN": "maybe"})

@@ -133,3 +133,18 @@ def test_updated_changes_only_named_fields() -> None:
 def test_updated_refuses_bad_changes(changes: dict[str, object], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         FaultConfig().updated(changes)
+
+
+def test_error_after_accept_has_its_own_band_and_is_not_a_refusal() -> None:
+    config = FaultConfig(error_after_accept_rate=1.0)
+    assert set(_decisions(config, 3, 50)) == {Fault.ERROR_AFTER_ACCEPT}
+    assert not Fault.ERROR_AFTER_ACCEPT.refuses  # the message was processed
+    with pytest.raises(ValueError, match="must not exceed 1"):
+        FaultConfig(fail_rate=0.5, error_after_accept_rate=0.6)
+
+
+def test_down_is_a_flag_not_a_rate() -> None:
+    assert FaultConfig().updated({"down": True}).down is True
+    assert FaultConfig(down=True).updated({"down": False}).down is False
+    with pytest.raises(ValueError, match="true or false"):
+        FaultConfig().updated({"down": 1})

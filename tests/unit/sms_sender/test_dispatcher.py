@@ -284,3 +284,46 @@ async def test_a_failed_ledger_write_stops_the_service_without_finishing_the_off
     assert gateway.calls == []  # nothing is sent before "sending" is durable
     assert [type(c) for c in crashes] == [TimeoutError]
     assert tracker.committable() == {}
+
+
+@pytest.mark.asyncio
+async def test_a_number_opted_out_while_queued_is_skipped_without_a_gateway_call() -> None:
+    from schemas.sms import NumberOptOut, OptOutSource
+
+    dispatcher, gateway, publisher, tracker = make()
+    stop = NumberOptOut(
+        account_id="acme", number=request(1).to, opted_out=True, source=OptOutSource.REPLY
+    )
+    dispatcher.opt_outs.apply([(stop, 0)])
+    await run_jobs(dispatcher, tracker, Job(0, 1, request(1)), Job(0, 2, request(2)))
+    assert gateway.calls_for(KEY) == 0
+    assert gateway.calls_for("sms-key-0002") == 1  # another number goes on
+    events: list[SmsStatusEvent] = publisher.of(SMS_STATUS.name)
+    skipped = [e for e in events if e.idempotency_key == KEY]
+    assert [(e.status, e.reason) for e in skipped] == [(SmsStatus.SKIPPED, "opted_out")]
+    assert dispatcher.ledger.get(KEY).state is S.SKIPPED  # type: ignore[union-attr]
+    assert tracker.committable() == {0: 3}
+
+
+@pytest.mark.asyncio
+async def test_an_unreachable_gateway_is_waited_out_as_deferred_not_failed() -> None:
+    gateway = FakeGateway()
+    gateway.script(KEY, [Refused("connection_failed")] * 8)  # beyond max_attempts (3)
+    dispatcher, _, publisher, tracker = make(gateway)
+    await run_jobs(dispatcher, tracker, Job(0, 1, request(1)))
+    assert gateway.calls_for(KEY) == 9
+    events: list[SmsStatusEvent] = publisher.of(SMS_STATUS.name)
+    deferred = [e for e in events if e.status is SmsStatus.DEFERRED]
+    assert deferred
+    assert {e.reason for e in deferred} == {"gateway_unavailable"}
+    assert all(e.deferred_until is not None for e in deferred)
+    assert events[-1].status is SmsStatus.SENT
+
+
+@pytest.mark.asyncio
+async def test_a_revoked_partition_never_calls_the_gateway() -> None:
+    dispatcher, gateway, publisher, tracker = make()
+    dispatcher.owns = lambda partition: partition != 1
+    await run_jobs(dispatcher, tracker, Job(1, 1, request(1)))
+    assert gateway.calls_for(KEY) == 0
+    assert states(publisher) == []  # no claim left behind for the new owner to wait on

@@ -27,7 +27,7 @@ S = LedgerState
         (S.SENDING, S.SENT, True),
         (S.SENDING, S.DELIVERED, True),  # a callback before the gateway's answer
         (S.SENDING, S.RETRYING, True),
-        (S.RETRYING, S.SENDING, True),
+        (S.RETRYING, S.SENDING, False),  # a new claim needs a higher attempt (below)
         (S.UNKNOWN, S.SENT, True),
         (S.UNKNOWN, S.FAILED, True),
         (S.SENT, S.DELIVERED, True),
@@ -90,3 +90,60 @@ def test_ledger_keeps_the_latest_entry_its_partition_and_provider_ids() -> None:
     assert ledger.partition_of(sending.idempotency_key) == 4
     assert ledger.key_for_provider_id("SM1") == sending.idempotency_key
     assert len(ledger) == 1
+
+
+def test_an_http_resend_past_the_gateways_idempotency_window_is_not_blind() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from services.sms_sender.ledger import Await
+
+    old = entry(S.SENDING, attempts=1, api="http")
+    later = old.occurred_at + timedelta(hours=25)
+    assert plan(old, 60, old.occurred_at + timedelta(minutes=5), 86400) == Send(
+        1, ambiguous_before=True
+    )
+    awaited = plan(old, 60, later, 86400)
+    assert isinstance(awaited, Await)  # the gateway may have forgotten the key
+    assert awaited.deadline < datetime.now(UTC) + timedelta(days=1)
+
+
+def test_a_claim_needs_a_higher_attempt_than_every_claim_before() -> None:
+    """Two instances that both read attempt 1 cannot both claim attempt 2."""
+    first = entry(S.SENDING, attempts=2, writer="a", generation=1)
+    second = entry(S.SENDING, attempts=2, writer="b", generation=1)
+    assert can_follow(entry(S.RETRYING, attempts=1), first)
+    assert not can_follow(first, second)
+    assert can_follow(entry(S.RETRYING, attempts=2), entry(S.SENDING, attempts=3))
+
+
+def test_an_open_claim_of_another_instance_is_foreign() -> None:
+    from services.sms_sender.ledger import foreign_claim
+
+    claim = entry(S.SENDING, writer="a", generation=3)
+    assert foreign_claim(claim, "b")
+    assert not foreign_claim(claim, "a")
+    assert not foreign_claim(entry(S.SENDING), "b")  # written before claims had writers
+    assert not foreign_claim(entry(S.RETRYING, writer="a"), "b")  # released
+
+
+def test_settled_keys_leave_memory_but_not_the_ledger() -> None:
+    from services.sms_sender.ledger import Ledger, RocksStore
+
+    store = RocksStore()
+    try:
+        ledger = Ledger(store, recent=2)
+        for n in range(1, 6):
+            assert ledger.apply(entry(S.SENDING, n=n), n % 3)
+            assert ledger.apply(entry(S.SENT, n=n, provider_message_id=f"SM{n}"), n % 3)
+        assert ledger.apply(entry(S.SENDING, n=6, attempts=1), 0)
+        assert len(ledger) == 6
+        assert len(ledger._recent) <= 2  # memory: the open key and two recent ones
+        assert set(ledger._open) == {"sms-key-0006"}
+        first = ledger.get("sms-key-0001")  # read back from the store
+        assert first is not None
+        assert first.state is S.SENT
+        assert ledger.partition_of("sms-key-0001") == 1
+        assert ledger.key_for_provider_id("SM3") == "sms-key-0003"
+        assert not ledger.apply(entry(S.SENDING, n=2, attempts=5), 2)  # still settled
+    finally:
+        store.close()

@@ -56,3 +56,20 @@ def test_sends_never_exceed_rate_plus_burst(
     for at, segments in released:
         total += segments
         assert total <= capacity + segments_per_s * at + 6 + 1e-6
+
+
+def test_a_numbers_own_limits_and_this_replicas_share_apply() -> None:
+    shares = [0.5]
+    limiter = RateLimiter(
+        100,
+        0,
+        limits_for=lambda sender: (10, 0) if sender == "+358451111111" else None,
+        share=lambda: shares[0],
+    )
+    # Its own 10/s, halved for a replica owning half the partitions: 5/s, a burst of 5.
+    waits = [limiter.reserve("+358451111111", 1, 0.0) for _ in range(10)]
+    assert waits[4] == 0.0
+    assert waits[9] == pytest.approx(1.0)
+    assert limiter.reserve("+358452222222", 1, 0.0) == 0.0  # the default, 50/s here
+    shares[0] = 1.0  # alone now: the whole limit
+    assert limiter.reserve("+358451111111", 1, 10.0) == 0.0

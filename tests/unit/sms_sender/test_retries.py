@@ -11,11 +11,13 @@ from hypothesis import strategies as st
 from services.sms_sender.gateway import Accepted, Ambiguous, Refused, Rejected
 from services.sms_sender.retries import (
     AMBIGUOUS_OUTCOME,
+    GATEWAY_UNAVAILABLE,
     RETRIES_EXHAUSTED,
     AwaitCallback,
     Finish,
     Retry,
     RetryPolicy,
+    Wait,
     backoff_s,
     next_step,
     parse_retry_after,
@@ -109,10 +111,53 @@ def test_refusals_retry_until_attempts_run_out() -> None:
     assert final == Finish(reason=RETRIES_EXHAUSTED, error_code="20503")
 
 
-def test_a_retry_after_beyond_the_bound_fails_instead_of_waiting() -> None:
-    final = _step(Refused("throttled", 429, "20429", 3600.0))
-    assert isinstance(final, Finish)
-    assert final.reason == RETRIES_EXHAUSTED
+def test_a_retry_after_beyond_the_bound_waits_uncounted_until_the_give_up_age() -> None:
+    step = _step(Refused("throttled", 429, "20429", 3600.0), attempt=4)
+    assert isinstance(step, Wait)
+    assert 3600.0 <= step.delay_s <= 3600.0 + POLICY.cap_s
+    late = next_step(
+        Refused("throttled", 429, "20429", 3600.0),
+        attempt=1,
+        dedupes=True,
+        policy=POLICY,
+        rng=random.Random(3),
+        age_s=POLICY.give_up_after_s - 60,
+    )
+    assert late == Finish(reason=RETRIES_EXHAUSTED, error_code="20429")
+
+
+@pytest.mark.parametrize("reason", ["connection_failed", "connect_timeout"])
+def test_an_unreachable_gateway_is_waited_out_whatever_the_attempt(reason: str) -> None:
+    step = _step(Refused(reason), attempt=40)
+    assert isinstance(step, Wait)
+    assert step.reason == GATEWAY_UNAVAILABLE
+    old = next_step(
+        Refused(reason),
+        attempt=1,
+        dedupes=True,
+        policy=POLICY,
+        rng=random.Random(3),
+        age_s=POLICY.give_up_after_s,
+    )
+    assert old == Finish(reason=RETRIES_EXHAUSTED)
+
+
+def test_a_5xx_is_ambiguous_where_the_api_does_not_deduplicate() -> None:
+    proxy_502 = Ambiguous("http_502", 502)
+    assert _step(proxy_502, dedupes=False) == AwaitCallback("http_502")
+    assert isinstance(_step(proxy_502, dedupes=True), Retry)  # same key: the first answer
+
+
+def test_past_the_gateways_idempotency_window_a_resend_is_not_safe() -> None:
+    step = next_step(
+        Ambiguous("connection_lost"),
+        attempt=1,
+        dedupes=True,
+        policy=POLICY,
+        rng=random.Random(3),
+        replay_safe=False,
+    )
+    assert step == AwaitCallback("connection_lost")
 
 
 def test_ambiguous_is_resent_only_where_the_api_deduplicates() -> None:
