@@ -59,7 +59,7 @@ spec:
 
 
 def number(n: int) -> str:
-    return f"+35840444{n:04d}"  # a range no other end-to-end test sends to
+    return f"+35840555{n:04d}"  # a range no other end-to-end test sends to
 
 
 def bodies(stack: Stack) -> Counter[tuple[str, str]]:
