@@ -17,7 +17,7 @@ import structlog
 from services.common.local_kafka import BrokerError, LocalBroker, broker_answers
 from services.common.ports import free_port
 from services.common.settings import KafkaSettings
-from tests.support import fresh_settings
+from tests.support import drop_topics, fresh_settings
 
 KAFKA_TEST_IMAGE = os.environ.get("KAFKA_TEST_IMAGE", "apache/kafka:4.0.2")
 
@@ -65,9 +65,11 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture
-def kafka_settings(kafka_bootstrap: str) -> KafkaSettings:
-    """A topic prefix of this test's own, with every topic created."""
-    return fresh_settings(kafka_bootstrap)
+def kafka_settings(kafka_bootstrap: str) -> Iterator[KafkaSettings]:
+    """A topic prefix of this test's own, with every topic created, deleted afterwards."""
+    settings = fresh_settings(kafka_bootstrap)
+    yield settings
+    drop_topics(settings)
 
 
 @pytest.fixture(autouse=True)

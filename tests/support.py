@@ -12,7 +12,7 @@ from pydantic import BaseModel
 
 from schemas.topics import ALL_TOPICS, TopicSpec
 from services.common.codec import decode
-from services.common.kafka import create_topics, make_producer, send_model
+from services.common.kafka import create_topics, make_admin, make_producer, send_model
 from services.common.settings import KafkaSettings
 
 M = TypeVar("M", bound=BaseModel)
@@ -28,6 +28,20 @@ def fresh_settings(bootstrap: str, partitions: int = 3, **overrides: Any) -> Kaf
     )
     create_topics(settings)
     return settings
+
+
+def drop_topics(settings: KafkaSettings) -> None:
+    """Delete every topic under the settings' prefix (services' changelogs included): each
+    partition holds open files in the broker, and a long suite would exhaust them."""
+    admin = make_admin(settings)
+    try:
+        ours = [t for t in admin.list_topics() if t.startswith(settings.topic_prefix)]
+        if ours:
+            admin.delete_topics(ours, timeout_ms=30_000)
+    except Exception:  # best effort: a test's result never depends on its clean-up
+        pass
+    finally:
+        admin.close()
 
 
 def produce(settings: KafkaSettings, spec: TopicSpec, events: Iterable[Any]) -> None:
