@@ -60,7 +60,8 @@ spec:
     criteria: [[{property: lifecyclestage, operator: eq, value: customer}]]
   actions:
     - {type: manage_subscription, subscription_type: sms-marketing, status: subscribed,
-       legal_basis: CONSENT_WITH_NOTICE, legal_basis_explanation: "Signed up for SMS"}
+       legal_basis: CONSENT_WITH_NOTICE, legal_basis_explanation: "Signed up for SMS",
+       processing_legal_basis: PROCESS_AND_STORE}
     - {type: set_marketing_contact_status, marketing: true}
     - {type: send_sms, message: hello}
 """
