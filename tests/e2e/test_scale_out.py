@@ -16,6 +16,7 @@ from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
@@ -257,6 +258,9 @@ def test_two_of_each_service_survive_losing_one_of_each(replicas: Replicas) -> N
     }
     assert not wrong, diagnose(replicas, killed)
     assert sum(map(len, sent.values())) == sum(len(expected_bodies(i)) for i in range(CONTACTS))
+    # Both senders had a share of the partitions: each SMS names its sender's webhook URL.
+    senders = {urlsplit(m["status_callback"]).port for m in gateway_messages(replicas)}
+    assert senders == {int(env["SMSFLOW_SENDER_PORT"]) for env in replicas.envs}
 
     # Every contact enrolls once, in the right workflow, and that enrollment completes.
     found = enrollments(replicas)
