@@ -19,7 +19,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
@@ -81,7 +81,9 @@ class Stack:
 
     # ------------------------------------------------------------ up
 
-    def up(self) -> Started:
+    def up(self, only: Collection[str] | None = None) -> Started:
+        """Start what is not running; ``only`` names the parts to consider (a second
+        instance of some services: a state dir and ports of its own, the same broker)."""
         started = Started()
         began = time.monotonic()
         started.broker = self._broker_up()
@@ -89,6 +91,8 @@ class Stack:
         pending: dict[str, tuple[Component, subprocess.Popen[bytes] | None]] = {}
         to_start = []
         for component in components(self.settings):
+            if only is not None and component.name not in only:
+                continue
             pid = self.table.running(component.name, component.marker)
             if pid is not None:
                 self.say(f"  {component.name:<13} already running (pid {pid})")
@@ -276,7 +280,14 @@ NAMES = [KAFKA, "gateway-sim", "enroller", "action-runner", "sms-sender", "dashb
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="smsflow dev", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="action", required=True)
-    sub.add_parser("up", help="start whatever part of the stack is not running")
+    up = sub.add_parser("up", help="start whatever part of the stack is not running")
+    up.add_argument(
+        "names",
+        nargs="*",
+        metavar="NAME",
+        help="only these parts (e.g. a second instance of some services: give it a state "
+        "dir and ports of its own, the same broker and topic prefix)",
+    )
     down = sub.add_parser("down", help="stop everything dev up started")
     down.add_argument(
         "--purge", action="store_true", help="also delete the broker's and services' data"
@@ -301,9 +312,13 @@ def main(argv: list[str]) -> int:
     settings = StackSettings.from_environ(os.environ)
     stack = Stack(settings, say=lambda text: print(text, flush=True))
     if args.action == "up":
+        unknown = [n for n in args.names if n not in NAMES or n == KAFKA]
+        if unknown:
+            print(f"smsflow dev up: cannot start {', '.join(unknown)} alone", file=sys.stderr)
+            return 2
         print(f"smsflow dev up (state in {settings.state_dir})", flush=True)
         try:
-            stack.up()
+            stack.up(only=args.names or None)
         except StackError as exc:
             print(f"smsflow dev up: {exc}", file=sys.stderr)
             return 1

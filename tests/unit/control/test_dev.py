@@ -74,3 +74,9 @@ def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["sideways"]) == 2
     assert main(["logs", "nosuch"]) == 2
     assert "unknown nosuch" in capsys.readouterr().err
+
+
+def test_up_starts_only_parts_it_knows(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["up", "nosuch"]) == 2
+    assert main(["up", "kafka", "enroller"]) == 2  # a broker is not started on its own
+    assert "cannot start nosuch" in capsys.readouterr().err
