@@ -21,6 +21,9 @@ mentioned by some workflow; a new contact enrolls in about 6 of the 1,000 workfl
 * ``enroller_rss_mb``: the enroller process's resident memory at the end of its run.
 
     python bench/bench_enroller.py [BOOTSTRAP]
+
+``BENCH_ENROLLER_PROFILE=FILE`` runs the enroller process under cProfile (stats in FILE;
+``python -m pstats FILE`` reads them).
 """
 
 from __future__ import annotations
@@ -304,8 +307,11 @@ def process_figures(bootstrap: str) -> dict[str, float]:
             "SMSFLOW_ENROLLER_HOST": "127.0.0.1",
             "SMSFLOW_DATA_DIR": data_dir,
         }
+        # BENCH_ENROLLER_PROFILE=FILE: the process runs under cProfile, its stats in FILE.
+        profile = os.environ.get("BENCH_ENROLLER_PROFILE")
+        profiling = ["-m", "cProfile", "-o", profile] if profile else []
         process = subprocess.Popen(
-            [sys.executable, "-m", "services.enroller"],
+            [sys.executable, *profiling, "-m", "services.enroller"],
             cwd=REPO,
             env=env,
             stdout=subprocess.DEVNULL,
