@@ -49,6 +49,7 @@ class Batch:
         self.states: dict[str, tuple[int, bytes, float | None]] = {}
         self.handled: dict[str, int] = {}  # short topic -> records applied
         self.lines: list[tuple[str, Any, dict[str, Any]]] = []  # logged once delivered
+        self.parked: list[tuple[EventT[bytes], str, str]] = []  # dead-lettered: reason, error
 
     def raw(self, key: str) -> bytes | None:
         held = self.states.get(key)
@@ -93,6 +94,8 @@ class RecordHandler:
             metrics.record_outcome(topic, "handled").inc(count)
         for handled, engine, context in batch.lines:
             log_handled(handled, engine, **context)
+        for event, reason, error_type in batch.parked:
+            self._parked(event, reason, error_type)
         share = (time.perf_counter() - started) / len(events)
         for _ in events:
             metrics.HANDLE_SECONDS.observe(share)
@@ -104,7 +107,12 @@ class RecordHandler:
                 await self._handle([event])
             return
         log.error("record_failed", exc_info=error, **_context(events[0]))
-        await self._send_letter(events[0], f"unexpected {type(error).__name__}: {error}", error)
+        event, reason = events[0], f"unexpected {type(error).__name__}: {error}"
+        try:
+            await self.outputs.deliver([self._letter(event, reason, error)])
+        except Exception:
+            log.exception("dead_letter_failed", **_context(event))
+        self._parked(event, reason, type(error).__name__)
 
     def decide(self, events: Sequence[EventT[bytes]], now: float) -> Batch:
         """Every record in order, in memory; poison records become dead letters."""
@@ -124,13 +132,11 @@ class RecordHandler:
                     engine.apply_result(record)
                     handled = "result_applied"
             except (DecodeError, InvalidRecord) as exc:
-                batch.messages.append(self._letter(event, exc.reason, exc))
+                self._park(batch, event, exc.reason, exc)
                 continue
             except Exception as exc:  # a bug: park the record, keep the partition going
                 log.exception("record_failed", **_context(event))
-                batch.messages.append(
-                    self._letter(event, f"unexpected {type(exc).__name__}: {exc}", exc)
-                )
+                self._park(batch, event, f"unexpected {type(exc).__name__}: {exc}", exc)
                 continue
             effects = engine.effects
             if effects.outputs:
@@ -143,6 +149,10 @@ class RecordHandler:
             batch.handled[topic] = batch.handled.get(topic, 0) + 1
             batch.lines.append((handled, engine, _context(event)))
         return batch
+
+    def _park(self, batch: Batch, event: EventT[bytes], reason: str, error: Exception) -> None:
+        batch.messages.append(self._letter(event, reason, error))
+        batch.parked.append((event, reason, type(error).__name__))
 
     def _letter(self, event: EventT[bytes], reason: str, error: BaseException) -> Message:
         message = event.message
@@ -157,19 +167,14 @@ class RecordHandler:
             error=error,
             headers=message.headers,
         )
-        topic = _short(message.topic)
-        metrics.DEAD_LETTERS.labels(topic).inc()
-        metrics.record_outcome(topic, "dead_lettered").inc()
-        log.warning(
-            "record_dead_lettered", reason=reason, error_type=letter.error_type, **_context(event)
-        )
         return (self.outputs.dead_letters, message.key, encode(letter))
 
-    async def _send_letter(self, event: EventT[bytes], reason: str, error: BaseException) -> None:
-        try:
-            await self.outputs.deliver([self._letter(event, reason, error)])
-        except Exception:
-            log.exception("dead_letter_failed", **_context(event))
+    def _parked(self, event: EventT[bytes], reason: str, error_type: str) -> None:
+        """Counted and logged once its dead letter is out."""
+        topic = _short(event.message.topic)
+        metrics.DEAD_LETTERS.labels(topic).inc()
+        metrics.record_outcome(topic, "dead_lettered").inc()
+        log.warning("record_dead_lettered", reason=reason, error_type=error_type, **_context(event))
 
 
 def _key(event: EventT[bytes]) -> str | None:
