@@ -79,8 +79,11 @@ class Contacts:
             await self.outputs.deliver(self.outputs.messages(engine.key.encode(), effects))
         effects.sent = True
         if effects.dirty:
-            state = engine.state
-            self.write(engine.key, encode_state(state), state.next_due())
+            self.write_state(engine)
+
+    def write_state(self, engine: ContactEngine) -> None:
+        state = engine.state
+        self.write(engine.key, encode_state(state), state.next_due())
 
 
 def log_handled(handled: str, engine: ContactEngine, **context: Any) -> None:

@@ -58,9 +58,47 @@ class Upkeep:
         if actives != self._actives:
             await self.take_over(actives)
         await self.check_turned_on(actives)
-        for key in contacts.timers.pop_due(now):
-            await self.fire(key, now)
+        due = contacts.timers.pop_due(now)
+        if due:
+            await self.fire_all(due, now)
         metrics.TIMERS_PENDING.set(len(contacts.timers))
+
+    async def fire_all(self, keys: list[str], now: float) -> None:
+        """Many contacts' due timers like a batch of records: every contact decided, all
+        outputs acknowledged at once, then each state written; when the outputs cannot be
+        delivered, each contact is fired on its own (and retried later if it still fails)."""
+        if len(keys) == 1:
+            await self.fire(keys[0], now)
+            return
+        contacts = self.contacts
+        await contacts.guard.acquire(keys)
+        try:
+            engines = [contacts.engine(key, now) for key in keys]
+            messages = []
+            for engine in engines:
+                engine.fire_due()
+                if engine.effects.outputs:
+                    messages += contacts.outputs.messages(engine.key.encode(), engine.effects)
+                engine.effects.sent = True
+            await contacts.outputs.deliver(messages)
+            for engine in engines:
+                if engine.effects.dirty:
+                    contacts.write_state(engine)
+        except Exception as exc:
+            failure: Exception | None = exc
+        else:
+            failure = None
+        finally:
+            contacts.guard.release(keys)
+        if failure is not None:
+            log.warning("timer_batch_split", contacts=len(keys), error=repr(failure))
+            for key in keys:
+                await self.fire(key, now)
+            return
+        for engine in engines:
+            if engine.effects.dirty:
+                metrics.TIMERS_FIRED.inc()
+                log_handled("timer_fired", engine, key=engine.key)
 
     async def fire(self, key: str, now: float) -> None:
         """One contact's due delays and deferrals: outputs first, then the state."""

@@ -14,10 +14,11 @@ from schemas.actions import ActionCommand
 from schemas.dead_letters import DeadLetter
 from services.common.codec import decode, encode
 from services.enroller.contacts import Contacts
+from services.enroller.fire_timers import Upkeep
 from services.enroller.handle_records import RecordHandler
 from services.enroller.outputs import Outputs
 from services.enroller.settings import EnrollerSettings
-from services.enroller.state import decode_state
+from services.enroller.state import ContactState, decode_state
 from tests.unit.enroller.builders import change, definitions, result, workflow
 
 CHANGES, RESULTS = "unit.contact-changes", "unit.action-results"
@@ -163,3 +164,42 @@ async def test_only_records_that_did_something_log_at_info() -> None:
         ("change_applied", "info", "acme:1002"),
     ]
     assert len(contacts.table.writes) == 2  # a no-op for workflows still updates the contact
+
+
+async def _waiting_in_the_delay(handler: RecordHandler, contacts: Contacts) -> float:
+    """Contacts 1001 and 1002 enrolled, through subscribe and status, now in the delay."""
+    for contact in ("1001", "1002"):
+        customer = change(contact, lifecyclestage="customer")
+        await handler.handle([event(encode(customer), customer.key, 0)])
+    for step in range(2):
+        for command in [c for c in commands(contacts) if c.step == step]:
+            await handler.handle([event(encode(result(command)), command.key, 0, RESULTS)])
+    dues = [(contacts.load(k) or ContactState()).next_due() for k in ("acme:1001", "acme:1002")]
+    assert None not in dues
+    return max(d for d in dues if d is not None)
+
+
+@pytest.mark.asyncio
+async def test_due_timers_fire_together_outputs_first(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("services.enroller.retries.PAUSE_S", 0.0)
+    handler, contacts = make_handler()
+    due = await _waiting_in_the_delay(handler, contacts)
+    upkeep = Upkeep(app=None, changes_topic=CHANGES, contacts=contacts)
+    before = dict(contacts.table)
+
+    contacts.outputs.actions.refuse = RuntimeError("not acknowledged")
+    await upkeep.fire_all(["acme:1001", "acme:1002"], due)
+    assert contacts.table == before  # nothing written
+    assert contacts.timers.pop_due(due + 1.0) == ["acme:1001", "acme:1002"]  # due again soon
+
+    contacts.outputs.actions.refuse = None
+    sent = len(contacts.outputs.actions.sent)
+    await upkeep.fire_all(["acme:1001", "acme:1002"], due + 1.0)
+    fired = [decode(ActionCommand, v) for v in contacts.outputs.actions.sent[sent:]]
+    assert sorted((c.contact_id, c.action.type) for c in fired) == [
+        ("1001", "send_sms"),
+        ("1002", "send_sms"),
+    ]
+    assert contacts.outputs.actions.stored_at_send[-2:] == [True, True]  # the old states
+    for key in ("acme:1001", "acme:1002"):
+        assert (contacts.load(key) or ContactState()).next_due() is None
