@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from functools import cache
+from typing import Any
+
 from prometheus_client import Counter, Gauge, Histogram
 
 RECORDS = Counter(
@@ -34,3 +37,28 @@ HANDLE_SECONDS = Histogram(
     "Time to handle one record",
     buckets=(0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 1.0),
 )
+
+
+# Children cached: ``labels()`` takes a lock and builds a tuple on every call.
+@cache
+def _decision(decision: str) -> Any:
+    return DECISIONS.labels(decision)
+
+
+@cache
+def _command(action: str) -> Any:
+    return COMMANDS.labels(action)
+
+
+@cache
+def record_outcome(topic: str, outcome: str) -> Any:
+    """The child of ``RECORDS`` for a (short) topic name and outcome."""
+    return RECORDS.labels(topic, outcome)
+
+
+def decided(decision: str) -> None:
+    _decision(decision).inc()
+
+
+def commanded(action: str) -> None:
+    _command(action).inc()

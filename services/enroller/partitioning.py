@@ -30,10 +30,6 @@ def key_on(partition: int, partitions: int, prefix: str = "partition") -> str:
     )
 
 
-def in_stream() -> bool:
-    return faust_streams.current_event() is not None
-
-
 class _PartitionStandIn:
     """Just enough of an event for a table write: ``.message.partition``."""
 
@@ -43,15 +39,12 @@ class _PartitionStandIn:
 
 @contextmanager
 def on_partition(partition: int) -> Iterator[None]:
-    """Table writes made outside a stream (by the timer) as if for an event of ``partition``.
+    """Table writes as if for an event of ``partition``.
 
     faust's RocksDB store files each write under the current event's partition (the memory
-    store needs none); timer work has no event, so one is stood in while it writes. Inside
-    the agent the real event, on the key's own partition, is kept.
+    store needs none). Timer work has no event, and a batch writes for many partitions after
+    its events were taken, so one is stood in while it writes.
     """
-    if in_stream():
-        yield
-        return
     stand_in = _PartitionStandIn(partition)
     token = faust_streams._current_event.set(weakref.ref(stand_in))  # type: ignore[arg-type]
     try:

@@ -14,10 +14,14 @@ class EnrollerSettings(KafkaSettings):
     # "memory://" replays the changelog on start; "rocksdb://" keeps state on disk (rocksdict).
     enroller_store: str = "memory://"
     enroller_rocksdb_cache_mb: int = 64  # block cache per partition database
-    enroller_timer_interval_s: float = 0.5  # how often due delays and deferrals are looked for
+    # Timers fire at their due time; this is how often new assignments and workflows turned
+    # on are looked for.
+    enroller_timer_interval_s: float = 0.5
+    enroller_batch_size: int = 1000  # records decided together, before one wait for acks
+    enroller_batch_wait_s: float = 0.002  # how long a batch waits to fill up
     enroller_dedupe_window: int = 24  # latest change ids remembered per contact
     enroller_commit_interval_s: float = 1.0
-    enroller_linger_ms: int = 10  # producer batching delay
+    enroller_linger_ms: int = 1  # producer batching delay (commands are on the SMS path)
     # A crashed instance's partitions move to the others after this long without heartbeats.
     enroller_session_timeout_s: float = 30.0
     log_level: str = "INFO"

@@ -59,7 +59,11 @@ class Harness:
         return [decode(DeadLetter, v) for _, v in self.sent("dead_letters")]
 
     async def put(self, value: bytes, key: bytes) -> None:
+        """Returns once the batch holding the record is handled (retries may go on after)."""
+        handler = self.enroller.handler
+        done = handler.finished + 1
         await self.agent.put(value, key=key)
+        await self.until(lambda: handler.finished >= done)
 
     async def until(self, probe: Callable[[], bool], timeout_s: float = 5.0) -> None:
         """``put`` returns once the agent takes the record; retries finish later."""
