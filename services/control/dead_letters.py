@@ -33,16 +33,7 @@ from services.common.dead_letters import REPLAYED_FROM_HEADER, header_value
 from services.common.kafka import make_admin, make_producer
 from services.common.masking import mask_phones_in
 from services.common.settings import KafkaSettings
-from services.control.console import (
-    OK,
-    UNREACHABLE,
-    USAGE,
-    BrokerUnreachable,
-    Usage,
-    parse_args,
-    quiet_logs,
-    require_broker,
-)
+from services.control.console import OK, USAGE, require_broker, run_command
 from services.control.topic_reader import Record, read_topics
 
 REPLAYABLE = "replayable"
@@ -278,23 +269,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str]) -> int:
-    try:
-        args = parse_args(build_parser(), argv)
-    except Usage as exc:
-        return exc.code
-    quiet_logs("dead-letters")
+    return run_command("dead-letters", build_parser(), argv, _run)
+
+
+def _run(args: argparse.Namespace, settings: KafkaSettings) -> int:
     try:
         since = None if args.since is None else parse_since(args.since, datetime.now(UTC))
     except ValueError as exc:
         print(f"smsflow dead-letters: {exc}", file=sys.stderr)
         return USAGE
-    settings = KafkaSettings.from_env()
-    try:
-        require_broker(settings)
-        if args.action == "list":
-            return list_letters(settings, args.service, since, args.json)
-        replay(settings, args.service, since, args.dry_run)
-    except BrokerUnreachable as exc:
-        print(f"smsflow dead-letters: {exc}", file=sys.stderr)
-        return UNREACHABLE
+    require_broker(settings)
+    if args.action == "list":
+        return list_letters(settings, args.service, since, args.json)
+    replay(settings, args.service, since, args.dry_run)
     return OK

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -26,15 +25,7 @@ from services.action_runner.phones import normalize
 from services.common.masking import mask_phone, mask_phones_in
 from services.common.settings import KafkaSettings
 from services.control.consent_history import consent_rows
-from services.control.console import (
-    OK,
-    UNREACHABLE,
-    BrokerUnreachable,
-    Usage,
-    parse_args,
-    quiet_logs,
-    require_broker,
-)
+from services.control.console import OK, require_broker, run_command
 from services.control.contact_history import PHONE_PROPERTIES, ContactHistory, load_history
 from services.enroller.criteria import compile_filter
 
@@ -293,17 +284,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str]) -> int:
-    try:
-        args = parse_args(build_parser(), argv)
-    except Usage as exc:
-        return exc.code
-    quiet_logs("explain")
-    settings = KafkaSettings.from_env()
-    try:
-        require_broker(settings)
-        story = explain(load_history(settings, args.account, args.contact))
-    except BrokerUnreachable as exc:
-        print(f"smsflow explain: {exc}", file=sys.stderr)
-        return UNREACHABLE
+    return run_command("explain", build_parser(), argv, _explain)
+
+
+def _explain(args: argparse.Namespace, settings: KafkaSettings) -> int:
+    require_broker(settings)
+    story = explain(load_history(settings, args.account, args.contact))
     print(json.dumps(story, indent=2) if args.json else render(story))
     return OK
