@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -11,11 +12,15 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from schemas.definitions import DefinitionApplied
+from schemas.topics import DEFINITIONS
 from services.common.ports import free_port
 from services.common.settings import KafkaSettings
+from tests.support import produce
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -162,3 +167,30 @@ class Sender:
         return sum(
             float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name)
         )
+
+
+def publish_definitions(settings: KafkaSettings, documents: list[dict[str, Any]]) -> None:
+    """The documents on the definitions topic, as ``smsflow apply`` leaves them."""
+    produce(
+        settings,
+        DEFINITIONS,
+        [DefinitionApplied.model_validate({"document": d}) for d in documents],
+    )
+
+
+@contextlib.contextmanager
+def sender_and_simulator(
+    settings: KafkaSettings, api: str, documents: list[dict[str, Any]], **sim_flags: Any
+) -> Iterator[tuple[Simulator, Sender]]:
+    """The definitions published, the simulator and a sender running; the sender must exit 0."""
+    publish_definitions(settings, documents)
+    port = free_port()
+    sim = Simulator(api, port, **sim_flags)
+    sender = Sender(settings, sim, api, port)
+    try:
+        sender.start()
+        yield sim, sender
+    finally:
+        code = sender.stop()
+        sim.stop()
+    assert code == 0, sender.log.read_text()[-3000:]
