@@ -190,6 +190,16 @@ def describe(item: Letter, state: str) -> dict[str, object]:
     }
 
 
+def with_states(
+    settings: KafkaSettings, service: str | None, since: datetime | None, err: TextIO
+) -> list[tuple[Letter, str]]:
+    """The dead letters ``service`` and ``since`` choose, each with its state now."""
+    letters = read_letters(settings, err)
+    topics = existing_topics(settings)
+    replays = read_replays(settings, letters, topics)
+    return [(item, state_of(item, replays, topics)) for item in select(letters, service, since)]
+
+
 def list_letters(
     settings: KafkaSettings,
     service: str | None,
@@ -198,12 +208,9 @@ def list_letters(
     out: TextIO = sys.stdout,
     err: TextIO = sys.stderr,
 ) -> int:
-    letters = read_letters(settings, err)
-    topics = existing_topics(settings)
-    replays = read_replays(settings, letters, topics)
-    chosen = select(letters, service, since)
-    for item in chosen:
-        row = describe(item, state_of(item, replays, topics))
+    chosen = with_states(settings, service, since, err)
+    for item, state in chosen:
+        row = describe(item, state)
         if as_json:
             print(json.dumps(row), file=out)
         else:
@@ -227,12 +234,8 @@ def replay(
     err: TextIO = sys.stderr,
 ) -> list[Letter]:
     """Publishes (unless ``dry_run``) and returns the dead letters replayed now."""
-    letters = read_letters(settings, err)
-    topics = existing_topics(settings)
-    replays = read_replays(settings, letters, topics)
     due, others = [], 0
-    for item in select(letters, service, since):
-        state = state_of(item, replays, topics)
+    for item, state in with_states(settings, service, since, err):
         if state == REPLAYABLE:
             due.append(item)
         else:
