@@ -20,7 +20,7 @@ from schemas.definitions import DefinitionApplied
 from schemas.topics import DEFINITIONS
 from services.common.ports import free_port
 from services.common.settings import KafkaSettings
-from tests.support import produce
+from tests.support import produce, stop_process
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -91,14 +91,7 @@ class Simulator:
         return list(self.get("/_sim/messages"))
 
     def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        if self.process.stdout is not None:
-            self.process.stdout.close()
+        stop_process(self.process, timeout_s=10)
         self.log.unlink(missing_ok=True)
 
 
@@ -149,14 +142,7 @@ class Sender:
         """SIGTERM and wait; the log is kept only when the exit was not clean."""
         if self.process is None or self.process.poll() is not None:
             return self.process.returncode if self.process else 0
-        self.process.terminate()
-        try:
-            code = self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            code = self.process.wait()
-        if self.process.stdout is not None:
-            self.process.stdout.close()
+        code = stop_process(self.process, timeout_s=30)
         if code == 0:
             self.log.unlink(missing_ok=True)
         return code
