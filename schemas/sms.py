@@ -113,7 +113,7 @@ class InboundSms(Event):
 
     @property
     def key(self) -> str:
-        return f"{self.account_id}:{self.from_}"
+        return number_key(self.account_id, self.from_)
 
 
 class ProviderOptOut(Event):
@@ -128,7 +128,7 @@ class ProviderOptOut(Event):
 
     @property
     def key(self) -> str:
-        return f"{self.account_id}:{self.phone}"
+        return number_key(self.account_id, self.phone)
 
 
 class OptOutSource(StrEnum):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -97,3 +98,16 @@ def wait_for(
 
 
 __all__ = ["ALL_TOPICS", "fresh_settings", "produce", "read_all", "read_models", "wait_for"]
+
+
+def stop_process(process: subprocess.Popen[Any], timeout_s: float) -> int:
+    """SIGTERM, SIGKILL if it has not exited within ``timeout_s``; its stdout pipe closed."""
+    process.terminate()
+    try:
+        code = process.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        code = process.wait()
+    if process.stdout is not None:
+        process.stdout.close()
+    return code

@@ -24,10 +24,8 @@ from services.control.console import (
     OK,
     UNREACHABLE,
     BrokerUnreachable,
-    Usage,
-    parse_args,
-    quiet_logs,
     require_broker,
+    run_command,
 )
 from services.control.plan import Change, Outcome, plan
 from services.control.problems import Problem
@@ -62,14 +60,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str]) -> int:
-    try:
-        args = parse_args(build_parser(), argv)
-    except Usage as exc:
-        return exc.code
-    quiet_logs("apply")
-    settings = KafkaSettings.from_env()
-    return apply_paths(
-        settings, args.paths, recursive=args.recursive, dry_run=args.dry_run, timeout_s=args.timeout
+    return run_command(
+        "apply",
+        build_parser(),
+        argv,
+        lambda args, settings: apply_paths(
+            settings,
+            args.paths,
+            recursive=args.recursive,
+            dry_run=args.dry_run,
+            timeout_s=args.timeout,
+        ),
     )
 
 

@@ -19,16 +19,7 @@ from schemas.sms import NumberOptOut
 from schemas.subscriptions import SubscriptionChange
 from services.common.masking import mask_phone
 from services.common.settings import KafkaSettings
-from services.control.console import (
-    OK,
-    UNREACHABLE,
-    USAGE,
-    BrokerUnreachable,
-    Usage,
-    parse_args,
-    quiet_logs,
-    require_broker,
-)
+from services.control.console import OK, USAGE, require_broker, run_command
 from services.control.contact_history import ContactHistory, load_history
 
 
@@ -107,21 +98,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str]) -> int:
-    try:
-        args = parse_args(build_parser(), argv)
-    except Usage as exc:
-        return exc.code
+    return run_command("consent", build_parser(), argv, _show)
+
+
+def _show(args: argparse.Namespace, settings: KafkaSettings) -> int:
     if (args.contact is None) == (args.number is None):
         print("smsflow consent show: give a CONTACT or --number N", file=sys.stderr)
         return USAGE
-    quiet_logs("consent")
-    settings = KafkaSettings.from_env()
-    try:
-        require_broker(settings)
-        history = load_history(settings, args.account, args.contact or "", number=args.number)
-    except BrokerUnreachable as exc:
-        print(f"smsflow consent: {exc}", file=sys.stderr)
-        return UNREACHABLE
+    require_broker(settings)
+    history = load_history(settings, args.account, args.contact or "", number=args.number)
     rows = consent_rows(history)
     if args.number:
         masked = mask_phone(args.number)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
+from collections.abc import Callable
 
 from services.common.local_kafka import broker_answers, port_open
 from services.common.logging import configure_logging
@@ -28,6 +30,29 @@ def parse_args(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Nam
         return parser.parse_args(argv)
     except SystemExit as exc:
         raise Usage(OK if exc.code == 0 else USAGE) from None
+
+
+def run_command(
+    name: str,
+    parser: argparse.ArgumentParser,
+    argv: list[str],
+    work: Callable[[argparse.Namespace, KafkaSettings], int],
+) -> int:
+    """Parse ``argv``, quiet the logs and run ``work`` with the settings from the environment.
+
+    ``work`` returns the exit code; ``BrokerUnreachable`` from it prints
+    ``smsflow NAME: why`` and exits with ``UNREACHABLE``.
+    """
+    try:
+        args = parse_args(parser, argv)
+    except Usage as exc:
+        return exc.code
+    quiet_logs(name)
+    try:
+        return work(args, KafkaSettings.from_env())
+    except BrokerUnreachable as exc:
+        print(f"smsflow {name}: {exc}", file=sys.stderr)
+        return UNREACHABLE
 
 
 def quiet_logs(command: str) -> None:

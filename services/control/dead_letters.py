@@ -33,16 +33,7 @@ from services.common.dead_letters import REPLAYED_FROM_HEADER, header_value
 from services.common.kafka import make_admin, make_producer
 from services.common.masking import mask_phones_in
 from services.common.settings import KafkaSettings
-from services.control.console import (
-    OK,
-    UNREACHABLE,
-    USAGE,
-    BrokerUnreachable,
-    Usage,
-    parse_args,
-    quiet_logs,
-    require_broker,
-)
+from services.control.console import OK, USAGE, require_broker, run_command
 from services.control.topic_reader import Record, read_topics
 
 REPLAYABLE = "replayable"
@@ -199,6 +190,16 @@ def describe(item: Letter, state: str) -> dict[str, object]:
     }
 
 
+def with_states(
+    settings: KafkaSettings, service: str | None, since: datetime | None, err: TextIO
+) -> list[tuple[Letter, str]]:
+    """The dead letters ``service`` and ``since`` choose, each with its state now."""
+    letters = read_letters(settings, err)
+    topics = existing_topics(settings)
+    replays = read_replays(settings, letters, topics)
+    return [(item, state_of(item, replays, topics)) for item in select(letters, service, since)]
+
+
 def list_letters(
     settings: KafkaSettings,
     service: str | None,
@@ -207,12 +208,9 @@ def list_letters(
     out: TextIO = sys.stdout,
     err: TextIO = sys.stderr,
 ) -> int:
-    letters = read_letters(settings, err)
-    topics = existing_topics(settings)
-    replays = read_replays(settings, letters, topics)
-    chosen = select(letters, service, since)
-    for item in chosen:
-        row = describe(item, state_of(item, replays, topics))
+    chosen = with_states(settings, service, since, err)
+    for item, state in chosen:
+        row = describe(item, state)
         if as_json:
             print(json.dumps(row), file=out)
         else:
@@ -236,12 +234,8 @@ def replay(
     err: TextIO = sys.stderr,
 ) -> list[Letter]:
     """Publishes (unless ``dry_run``) and returns the dead letters replayed now."""
-    letters = read_letters(settings, err)
-    topics = existing_topics(settings)
-    replays = read_replays(settings, letters, topics)
     due, others = [], 0
-    for item in select(letters, service, since):
-        state = state_of(item, replays, topics)
+    for item, state in with_states(settings, service, since, err):
         if state == REPLAYABLE:
             due.append(item)
         else:
@@ -278,23 +272,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str]) -> int:
-    try:
-        args = parse_args(build_parser(), argv)
-    except Usage as exc:
-        return exc.code
-    quiet_logs("dead-letters")
+    return run_command("dead-letters", build_parser(), argv, _run)
+
+
+def _run(args: argparse.Namespace, settings: KafkaSettings) -> int:
     try:
         since = None if args.since is None else parse_since(args.since, datetime.now(UTC))
     except ValueError as exc:
         print(f"smsflow dead-letters: {exc}", file=sys.stderr)
         return USAGE
-    settings = KafkaSettings.from_env()
-    try:
-        require_broker(settings)
-        if args.action == "list":
-            return list_letters(settings, args.service, since, args.json)
-        replay(settings, args.service, since, args.dry_run)
-    except BrokerUnreachable as exc:
-        print(f"smsflow dead-letters: {exc}", file=sys.stderr)
-        return UNREACHABLE
+    require_broker(settings)
+    if args.action == "list":
+        return list_letters(settings, args.service, since, args.json)
+    replay(settings, args.service, since, args.dry_run)
     return OK

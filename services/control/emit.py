@@ -22,12 +22,9 @@ from services.common.settings import KafkaSettings
 from services.control.console import (
     INVALID,
     OK,
-    UNREACHABLE,
     BrokerUnreachable,
-    Usage,
-    parse_args,
-    quiet_logs,
     require_broker,
+    run_command,
 )
 
 
@@ -91,20 +88,15 @@ def publish(settings: KafkaSettings, change: ContactChange, timeout_s: float = 3
 
 
 def main(argv: list[str]) -> int:
-    try:
-        args = parse_args(build_parser(), argv)
-    except Usage as exc:
-        return exc.code
+    return run_command("emit", build_parser(), argv, _emit)
+
+
+def _emit(args: argparse.Namespace, settings: KafkaSettings) -> int:
     try:
         change = build_change(args.account, args.contact_id, args.properties, args.delete)
     except ValueError as exc:
         print(f"smsflow emit: {exc}", file=sys.stderr)
         return INVALID
-    quiet_logs("emit")
-    try:
-        publish(KafkaSettings.from_env(), change)
-    except BrokerUnreachable as exc:
-        print(f"smsflow emit: {exc}", file=sys.stderr)
-        return UNREACHABLE
+    publish(settings, change)
     print(change.event_id)
     return OK

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -26,15 +25,7 @@ from services.action_runner.phones import normalize
 from services.common.masking import mask_phone, mask_phones_in
 from services.common.settings import KafkaSettings
 from services.control.consent_history import consent_rows
-from services.control.console import (
-    OK,
-    UNREACHABLE,
-    BrokerUnreachable,
-    Usage,
-    parse_args,
-    quiet_logs,
-    require_broker,
-)
+from services.control.console import OK, require_broker, run_command
 from services.control.contact_history import PHONE_PROPERTIES, ContactHistory, load_history
 from services.enroller.criteria import compile_filter
 
@@ -222,62 +213,67 @@ def render(story: dict[str, Any]) -> str:
         lines.append("  no contact change was ever published for this contact")
     elif story["deleted"]:
         lines.append("  the contact was deleted")
-    lines.append("\nProperties now:")
-    for name, value in story["properties"].items():
-        lines.append(f"  {name} = {value}")
-    lines.append("\nWorkflows:")
-    for w in story["workflows"]:
-        state = "on" if w["enabled"] else "off"
-        if w["criteria_match_now"]:
-            verdict = "criteria match now"
-        else:
-            failed = "; ".join(
-                f"{f['filter']} (contact has {f.get('contact_value')!r})"
-                if "contact_value" in f
-                else f["filter"]
-                for f in w["failed_filters"]
-            )
-            verdict = f"criteria do not match: {failed}"
-        extra = " (suppressed now)" if w["suppressed_now"] else ""
-        extra += " (goal met now)" if w["goal_met_now"] else ""
-        lines.append(f"  {w['workflow_id']} [{state}]: {verdict}{extra}")
-    if not story["workflows"]:
-        lines.append("  the account has no workflows")
-    lines.append("\nEnrollments:")
-    for e in story["enrollments"]:
-        reason = f" ({REASONS.get(e['reason'], e['reason'])})" if e["reason"] else ""
-        lines.append(f"  {_when(e['at'])}  {e['workflow_id']}: {e['decision']}{reason}")
-    if not story["enrollments"]:
-        lines.append("  none")
-    lines.append("\nActions:")
-    for a in story["actions"]:
-        reason = f" ({a['reason']})" if a["reason"] else ""
-        step = f"step {a['step']}"
-        lines.append(
-            f"  {_when(a['at'])}  {a['workflow_id']} {step} {a['action_id']}: {a['outcome']}"
-            f"{reason}"
-        )
-    if not story["actions"]:
-        lines.append("  none")
-    lines.append("\nConsent:")
-    for c in story["consent"]:
-        lines.append(f"  {_when(c['at'])}  {c['summary']}")
-    if not story["consent"]:
-        lines.append("  no consent record")
-    lines.append("\nSMS:")
-    for s in story["sms"]:
-        to = f" to {s['to_masked']}" if s["to_masked"] else ""
-        why_text = f": {s['why']}" if s["why"] else ""
-        what = " ".join(str(part) for part in (s["workflow_id"], s["message_id"]) if part)
-        lines.append(f"  {what}{to}: {s['status']}{why_text}")
-        lines.append(f"      {' -> '.join(s['path'])}")
-    if not story["sms"]:
-        lines.append("  no SMS")
+    lines += _section("Properties now", [f"{k} = {v}" for k, v in story["properties"].items()])
+    lines += _section(
+        "Workflows", [_workflow_line(w) for w in story["workflows"]], "the account has no workflows"
+    )
+    lines += _section("Enrollments", [_enrollment_line(e) for e in story["enrollments"]], "none")
+    lines += _section("Actions", [_action_line(a) for a in story["actions"]], "none")
+    lines += _section(
+        "Consent",
+        [f"{_when(c['at'])}  {c['summary']}" for c in story["consent"]],
+        "no consent record",
+    )
+    lines += _section("SMS", [line for s in story["sms"] for line in _sms_lines(s)], "no SMS")
     if story["dead_letters"]:
-        lines.append("\nDead letters:")
-        for d in story["dead_letters"]:
-            lines.append(f"  {d['service']} {d['source']}: {d['reason']}")
+        lines += _section(
+            "Dead letters",
+            [f"{d['service']} {d['source']}: {d['reason']}" for d in story["dead_letters"]],
+        )
     return "\n".join(lines)
+
+
+def _section(title: str, entries: list[str], empty: str | None = None) -> list[str]:
+    """A titled block of indented lines; ``empty`` stands in when there is no entry."""
+    lines = [f"\n{title}:", *(f"  {entry}" for entry in entries)]
+    if not entries and empty:
+        lines.append(f"  {empty}")
+    return lines
+
+
+def _workflow_line(w: dict[str, Any]) -> str:
+    state = "on" if w["enabled"] else "off"
+    if w["criteria_match_now"]:
+        verdict = "criteria match now"
+    else:
+        failed = "; ".join(
+            f"{f['filter']} (contact has {f.get('contact_value')!r})"
+            if "contact_value" in f
+            else f["filter"]
+            for f in w["failed_filters"]
+        )
+        verdict = f"criteria do not match: {failed}"
+    extra = " (suppressed now)" if w["suppressed_now"] else ""
+    extra += " (goal met now)" if w["goal_met_now"] else ""
+    return f"{w['workflow_id']} [{state}]: {verdict}{extra}"
+
+
+def _enrollment_line(e: dict[str, Any]) -> str:
+    reason = f" ({REASONS.get(e['reason'], e['reason'])})" if e["reason"] else ""
+    return f"{_when(e['at'])}  {e['workflow_id']}: {e['decision']}{reason}"
+
+
+def _action_line(a: dict[str, Any]) -> str:
+    reason = f" ({a['reason']})" if a["reason"] else ""
+    step = f"step {a['step']} {a['action_id']}"
+    return f"{_when(a['at'])}  {a['workflow_id']} {step}: {a['outcome']}{reason}"
+
+
+def _sms_lines(s: dict[str, Any]) -> list[str]:
+    to = f" to {s['to_masked']}" if s["to_masked"] else ""
+    why_text = f": {s['why']}" if s["why"] else ""
+    what = " ".join(str(part) for part in (s["workflow_id"], s["message_id"]) if part)
+    return [f"{what}{to}: {s['status']}{why_text}", f"    {' -> '.join(s['path'])}"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -293,17 +289,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str]) -> int:
-    try:
-        args = parse_args(build_parser(), argv)
-    except Usage as exc:
-        return exc.code
-    quiet_logs("explain")
-    settings = KafkaSettings.from_env()
-    try:
-        require_broker(settings)
-        story = explain(load_history(settings, args.account, args.contact))
-    except BrokerUnreachable as exc:
-        print(f"smsflow explain: {exc}", file=sys.stderr)
-        return UNREACHABLE
+    return run_command("explain", build_parser(), argv, _explain)
+
+
+def _explain(args: argparse.Namespace, settings: KafkaSettings) -> int:
+    require_broker(settings)
+    story = explain(load_history(settings, args.account, args.contact))
     print(json.dumps(story, indent=2) if args.json else render(story))
     return OK

@@ -8,6 +8,7 @@ Exit codes: 0 ok, 2 usage, 3 broker unreachable.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from collections.abc import Callable, Iterator
 from typing import TextIO
@@ -19,15 +20,7 @@ from schemas.sms import SmsStatusEvent
 from schemas.topics import SMS_STATUS
 from services.common.codec import DecodeError, decode
 from services.common.settings import KafkaSettings
-from services.control.console import (
-    OK,
-    UNREACHABLE,
-    BrokerUnreachable,
-    Usage,
-    parse_args,
-    quiet_logs,
-    require_broker,
-)
+from services.control.console import OK, BrokerUnreachable, require_broker, run_command
 from services.control.status_table import LatestStatuses, header, render, render_row
 
 
@@ -123,13 +116,11 @@ def show(
 
 
 def main(argv: list[str]) -> int:
-    try:
-        args = parse_args(build_parser(), argv)
-    except Usage as exc:
-        return exc.code
-    quiet_logs("status")
-    settings = KafkaSettings.from_env()
-    try:
+    return run_command("status", build_parser(), argv, _show)
+
+
+def _show(args: argparse.Namespace, settings: KafkaSettings) -> int:
+    with contextlib.suppress(KeyboardInterrupt):
         require_broker(settings)
         if args.follow and not args.json:
             print("following sms-status; Ctrl-C stops", file=sys.stderr)
@@ -140,9 +131,4 @@ def main(argv: list[str]) -> int:
             account=args.account,
             contact=args.contact,
         )
-    except BrokerUnreachable as exc:
-        print(f"smsflow status: {exc}", file=sys.stderr)
-        return UNREACHABLE
-    except KeyboardInterrupt:
-        pass
     return OK

@@ -35,12 +35,10 @@ class OffsetTracker:
     def finish(self, partition: int, offset: int) -> None:
         """The outcome of ``offset`` is recorded (ignored for partitions given up)."""
         with self._lock:
-            state = self._partitions.get(partition)
-            if state is None or offset not in state.open:
+            state = self._close(partition, offset)
+            if state is None:
                 return
-            state.open.discard(offset)
             state.finished.add(offset)
-            self._in_flight -= 1
             while state.pending and state.pending[0] in state.finished:
                 done = state.pending.popleft()
                 state.finished.discard(done)
@@ -50,12 +48,19 @@ class OffsetTracker:
         """``offset`` was left unhandled (its partition was revoked before the gateway was
         called): nothing at or after it is committed here, and drains do not wait for it."""
         with self._lock:
-            state = self._partitions.get(partition)
-            if state is None or offset not in state.open:
-                return
-            state.open.discard(offset)
-            state.abandoned.add(offset)
-            self._in_flight -= 1
+            state = self._close(partition, offset)
+            if state is not None:
+                state.abandoned.add(offset)
+
+    def _close(self, partition: int, offset: int) -> _Partition | None:
+        """``offset`` is no longer open; ``None`` if it was not (or its partition was given up).
+        The caller holds the lock."""
+        state = self._partitions.get(partition)
+        if state is None or offset not in state.open:
+            return None
+        state.open.discard(offset)
+        self._in_flight -= 1
+        return state
 
     def abandoned(self, partition: int) -> int | None:
         """The lowest abandoned offset of ``partition``, if any."""

@@ -7,6 +7,17 @@ SENDERS = {"e2e": "+358451000001", "nosms": "+358451000002", "quiet": "+35845100
 SENDER = SENDERS["e2e"]
 
 
+# Workflow actions (YAML list items): subscribe the contact to marketing SMS with its consent
+# recorded, and make it a marketing contact, as the sending workflows need.
+SUBSCRIBE_SMS = """\
+    - {type: manage_subscription, channel: sms, subscription_type: sms-marketing,
+       status: subscribed, legal_basis: CONSENT_WITH_NOTICE,
+       legal_basis_explanation: "Ticked the SMS box at checkout",
+       processing_legal_basis: PROCESS_AND_STORE}
+"""
+SUBSCRIBE = SUBSCRIBE_SMS + "    - {type: set_marketing_contact_status, marketing: true}\n"
+
+
 def sender_of(account_id: str) -> str:
     return SENDERS.get(account_id, f"+35845{sum(map(ord, account_id)) % 10_000_000:07d}")
 
@@ -53,12 +64,7 @@ spec:
   enrollment:
     criteria: [[{{property: lifecyclestage, operator: is_any_of, values: [customer]}}]]
   actions:
-    - {{type: manage_subscription, channel: sms, subscription_type: sms-marketing,
-       status: subscribed, legal_basis: CONSENT_WITH_NOTICE,
-       legal_basis_explanation: "Ticked the SMS box at checkout",
-       processing_legal_basis: PROCESS_AND_STORE}}
-    - {{type: set_marketing_contact_status, marketing: true}}
-    - {{type: delay, seconds: 1}}
+{SUBSCRIBE}    - {{type: delay, seconds: 1}}
     - {{type: send_sms, message: welcome}}
 ---
 apiVersion: smsflow/v1
@@ -71,3 +77,35 @@ spec:
   actions:
     - {{type: send_sms, message: followup}}
 """
+
+
+def message(account_id: str, message_id: str, body: str) -> str:
+    """A published workflow SmsMessage of the marketing subscription type."""
+    return f"""
+apiVersion: smsflow/v1
+kind: SmsMessage
+metadata: {{id: {message_id}, account: {account_id}}}
+spec:
+  name: {message_id}
+  body: "{body}"
+  subscription_type: sms-marketing
+  delivery: workflow
+  state: published
+"""
+
+
+def workflow(
+    account_id: str, workflow_id: str, criteria: str, actions: str, extra: str = ""
+) -> str:
+    """An enabled Workflow: ``criteria`` one filter (YAML flow mapping), ``actions`` list items,
+    ``extra`` more lines of its spec (a goal, a sending window)."""
+    return f"""
+apiVersion: smsflow/v1
+kind: Workflow
+metadata: {{id: {workflow_id}, account: {account_id}}}
+spec:
+  enabled: true
+  enrollment:
+    criteria: [[{criteria}]]
+{extra}  actions:
+{actions}"""

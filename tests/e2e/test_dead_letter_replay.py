@@ -25,7 +25,7 @@ from schemas.topics import ACTIONS, DEFINITIONS, ENROLLMENT_EVENTS, SMS_REQUESTS
 from services.common.dead_letters import REPLAYED_FROM_HEADER
 from services.common.kafka import make_producer
 from services.control.topic_reader import read_topics
-from tests.e2e.definitions import account
+from tests.e2e.definitions import SUBSCRIBE_SMS, account, workflow
 from tests.e2e.stack import Stack
 from tests.integration.control.dashboard_process import get_json
 from tests.support import produce, read_models
@@ -33,20 +33,12 @@ from tests.support import produce, read_models
 pytestmark = pytest.mark.e2e
 
 
-def workflow(account_id: str) -> dict[str, object]:
-    return yaml.safe_load(
-        f"""
-apiVersion: smsflow/v1
-kind: Workflow
-metadata: {{id: marketing-flag, account: {account_id}}}
-spec:
-  enabled: true
-  enrollment:
-    criteria: [[{{property: lifecyclestage, operator: eq, value: customer}}]]
-  actions:
-    - {{type: set_marketing_contact_status, marketing: true}}
-"""
-    )
+CUSTOMER = "{property: lifecyclestage, operator: eq, value: customer}"
+
+
+def marketing_flag(account_id: str) -> dict[str, object]:
+    actions = "    - {type: set_marketing_contact_status, marketing: true}\n"
+    return yaml.safe_load(workflow(account_id, "marketing-flag", CUSTOMER, actions))
 
 
 def letters(stack: Stack, *args: str) -> list[dict[str, object]]:
@@ -63,7 +55,7 @@ def test_a_dead_letter_is_replayed_once_after_the_cause_is_fixed(
     produce(
         stack.settings,
         DEFINITIONS,
-        [DefinitionApplied.model_validate({"document": workflow(account_id)})],
+        [DefinitionApplied.model_validate({"document": marketing_flag(account_id)})],
     )
     stack.emit(account_id, "c1", "lifecyclestage=customer")
 
@@ -114,23 +106,8 @@ def test_a_dead_letter_is_replayed_once_after_the_cause_is_fixed(
 
 
 def subscribe_and_send(account_id: str) -> dict[str, object]:
-    return yaml.safe_load(
-        f"""
-apiVersion: smsflow/v1
-kind: Workflow
-metadata: {{id: welcome-sms, account: {account_id}}}
-spec:
-  enabled: true
-  enrollment:
-    criteria: [[{{property: lifecyclestage, operator: eq, value: customer}}]]
-  actions:
-    - {{type: manage_subscription, channel: sms, subscription_type: sms-marketing,
-       status: subscribed, legal_basis: CONSENT_WITH_NOTICE,
-       legal_basis_explanation: "Ticked the SMS box at checkout",
-       processing_legal_basis: PROCESS_AND_STORE}}
-    - {{type: send_sms, message: welcome}}
-"""
-    )
+    actions = SUBSCRIBE_SMS + "    - {type: send_sms, message: welcome}\n"
+    return yaml.safe_load(workflow(account_id, "welcome-sms", CUSTOMER, actions))
 
 
 REPLAYED_ACTIONS = "smsflow_action_runner_replayed_actions_total "

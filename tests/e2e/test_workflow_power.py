@@ -15,47 +15,22 @@ from schemas.contacts import ContactChange
 from schemas.enrollment import EnrollmentEvent
 from schemas.sms import SmsStatus
 from schemas.topics import ACTION_RESULTS, CONTACT_CHANGES, ENROLLMENT_EVENTS
-from tests.e2e.definitions import account
+from tests.e2e.definitions import SUBSCRIBE, account, message, workflow
 from tests.e2e.stack import Stack
 from tests.support import produce, read_models
 
 pytestmark = pytest.mark.e2e
 
 ACCOUNT = "power"
-SUBSCRIBE = """
-    - {type: manage_subscription, channel: sms, subscription_type: sms-marketing,
-       status: subscribed, legal_basis: CONSENT_WITH_NOTICE,
-       legal_basis_explanation: "Ticked the SMS box at checkout",
-       processing_legal_basis: PROCESS_AND_STORE}
-    - {type: set_marketing_contact_status, marketing: true}
-"""
 
 
-def message(message_id: str) -> str:
-    return f"""
-apiVersion: smsflow/v1
-kind: SmsMessage
-metadata: {{id: {message_id}, account: {ACCOUNT}}}
-spec:
-  name: {message_id}
-  body: "Power {message_id}"
-  subscription_type: sms-marketing
-  delivery: workflow
-  state: published
-"""
+def power_message(message_id: str) -> str:
+    return message(ACCOUNT, message_id, f"Power {message_id}")
 
 
 def flow(flow_id: str, trigger: str, extra: str, actions: str, subscribe: str = SUBSCRIBE) -> str:
-    return f"""
-apiVersion: smsflow/v1
-kind: Workflow
-metadata: {{id: {flow_id}, account: {ACCOUNT}}}
-spec:
-  enabled: true
-  enrollment:
-    criteria: [[{{property: power_test, operator: eq, value: {trigger}}}]]
-{extra}  actions:
-{subscribe}{actions}"""
+    criteria = f"{{property: power_test, operator: eq, value: {trigger}}}"
+    return workflow(ACCOUNT, flow_id, criteria, subscribe + actions, extra)
 
 
 BRANCH = flow(
@@ -121,7 +96,7 @@ def wait_for(stack: Stack, probe: Callable[[], Any], what: str, timeout_s: float
 @pytest.fixture(scope="module")
 def applied(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Stack:
     messages = ("gold", "marketable", "plain", "first", "second", "windowed")
-    documents = [account(ACCOUNT), *(message(m) for m in messages), BRANCH, GOAL]
+    documents = [account(ACCOUNT), *(power_message(m) for m in messages), BRANCH, GOAL]
     result = stack.apply(tmp_path_factory.mktemp("power"), "---".join(documents))
     assert result.returncode == 0, result.stderr
     return stack
@@ -192,7 +167,9 @@ def test_a_send_outside_the_sending_window_waits_for_it_to_open(
     opens = (datetime.now(UTC) + timedelta(seconds=25)).replace(microsecond=0)
     local = opens + offset
     window = window_flow(f"{local:%H:%M:%S}", f"{local + timedelta(minutes=10):%H:%M:%S}")
-    result = stack.apply(tmp_path, "---".join([account(ACCOUNT), message("windowed"), window]))
+    result = stack.apply(
+        tmp_path, "---".join([account(ACCOUNT), power_message("windowed"), window])
+    )
     assert result.returncode == 0, result.stderr
     produce(stack.settings, CONTACT_CHANGES, [change("win-1", power_test="window")])
 

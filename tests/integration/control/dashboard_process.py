@@ -14,6 +14,7 @@ from typing import Any
 
 from services.common.ports import free_port
 from services.common.settings import KafkaSettings
+from tests.support import stop_process
 
 
 def get_json(url: str) -> Any:
@@ -52,11 +53,4 @@ def running_dashboard(settings: KafkaSettings) -> Iterator[str]:
             time.sleep(0.2)
         yield base
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        if process.stdout is not None:
-            process.stdout.close()
+        stop_process(process, timeout_s=15)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -11,11 +12,15 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from schemas.definitions import DefinitionApplied
+from schemas.topics import DEFINITIONS
 from services.common.ports import free_port
 from services.common.settings import KafkaSettings
+from tests.support import produce, stop_process
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -86,14 +91,7 @@ class Simulator:
         return list(self.get("/_sim/messages"))
 
     def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        if self.process.stdout is not None:
-            self.process.stdout.close()
+        stop_process(self.process, timeout_s=10)
         self.log.unlink(missing_ok=True)
 
 
@@ -144,14 +142,7 @@ class Sender:
         """SIGTERM and wait; the log is kept only when the exit was not clean."""
         if self.process is None or self.process.poll() is not None:
             return self.process.returncode if self.process else 0
-        self.process.terminate()
-        try:
-            code = self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            code = self.process.wait()
-        if self.process.stdout is not None:
-            self.process.stdout.close()
+        code = stop_process(self.process, timeout_s=30)
         if code == 0:
             self.log.unlink(missing_ok=True)
         return code
@@ -162,3 +153,30 @@ class Sender:
         return sum(
             float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name)
         )
+
+
+def publish_definitions(settings: KafkaSettings, documents: list[dict[str, Any]]) -> None:
+    """The documents on the definitions topic, as ``smsflow apply`` leaves them."""
+    produce(
+        settings,
+        DEFINITIONS,
+        [DefinitionApplied.model_validate({"document": d}) for d in documents],
+    )
+
+
+@contextlib.contextmanager
+def sender_and_simulator(
+    settings: KafkaSettings, api: str, documents: list[dict[str, Any]], **sim_flags: Any
+) -> Iterator[tuple[Simulator, Sender]]:
+    """The definitions published, the simulator and a sender running; the sender must exit 0."""
+    publish_definitions(settings, documents)
+    port = free_port()
+    sim = Simulator(api, port, **sim_flags)
+    sender = Sender(settings, sim, api, port)
+    try:
+        sender.start()
+        yield sim, sender
+    finally:
+        code = sender.stop()
+        sim.stop()
+    assert code == 0, sender.log.read_text()[-3000:]

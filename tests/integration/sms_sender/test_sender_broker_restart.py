@@ -10,11 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from schemas.definitions import DefinitionApplied
-from schemas.topics import DEFINITIONS, SMS_REQUESTS
+from schemas.topics import SMS_REQUESTS
 from services.common.local_kafka import BrokerError, LocalBroker
 from services.common.ports import free_port
-from tests.integration.sms_sender.processes import Sender, Simulator
+from tests.integration.sms_sender.processes import Sender, Simulator, publish_definitions
 from tests.integration.sms_sender.traffic import make_requests
 from tests.samples import design_documents
 from tests.support import fresh_settings, produce
@@ -49,11 +48,7 @@ def test_a_broker_restart_loses_and_duplicates_nothing_and_the_sender_never_exit
     broker: LocalBroker,
 ) -> None:
     settings = fresh_settings(broker.bootstrap)
-    produce(
-        settings,
-        DEFINITIONS,
-        [DefinitionApplied.model_validate({"document": design_documents()[0]})],
-    )
+    publish_definitions(settings, design_documents()[:1])
     port = free_port()
     sim = Simulator("twilio", port, latency_ms=5, callback_delay_ms=20)
     sender = Sender(settings, sim, "twilio", port, SMSFLOW_SENDER_MESSAGES_PER_S="20").start()

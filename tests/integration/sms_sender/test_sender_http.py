@@ -11,12 +11,16 @@ from datetime import datetime
 import pytest
 
 from schemas.dead_letters import DeadLetter
-from schemas.definitions import DefinitionApplied
 from schemas.sms import InboundSms, SmsStatus
-from schemas.topics import DEAD_LETTERS, DEFINITIONS, SMS_REQUESTS
+from schemas.topics import DEAD_LETTERS, SMS_REQUESTS
 from services.common.kafka import make_producer
 from services.common.settings import KafkaSettings
-from tests.integration.sms_sender.processes import Sender, Simulator, free_port
+from tests.integration.sms_sender.processes import (
+    Sender,
+    Simulator,
+    free_port,
+    sender_and_simulator,
+)
 from tests.integration.sms_sender.traffic import (
     final_status,
     inbound_events,
@@ -34,21 +38,12 @@ COUNT = 1000
 @pytest.fixture(scope="module")
 def stack(kafka_bootstrap: str) -> Iterator[tuple[KafkaSettings, Simulator, Sender]]:
     settings = fresh_settings(kafka_bootstrap)
-    produce(
-        settings,
-        DEFINITIONS,
-        [DefinitionApplied.model_validate({"document": design_documents()[0]})],
-    )
-    port = free_port()
-    sim = Simulator("http", port, latency_ms=20, callback_delay_ms=20)
-    sender = Sender(settings, sim, "http", port)
-    try:
-        sender.start()
+    account = design_documents()[:1]
+    with sender_and_simulator(settings, "http", account, latency_ms=20, callback_delay_ms=20) as (
+        sim,
+        sender,
+    ):
         yield settings, sim, sender
-    finally:
-        code = sender.stop()
-        sim.stop()
-    assert code == 0, sender.log.read_text()[-3000:]
 
 
 def _at(stamp: str) -> float:

@@ -6,11 +6,15 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from schemas.definitions import DefinitionApplied
 from schemas.sms import SmsLinkClicked, SmsStatus
-from schemas.topics import DEFINITIONS, SMS_CLICKS, SMS_REQUESTS
+from schemas.topics import SMS_CLICKS, SMS_REQUESTS
 from services.common.links import link_code
-from tests.integration.sms_sender.processes import Sender, Simulator, free_port
+from tests.integration.sms_sender.processes import (
+    Sender,
+    Simulator,
+    free_port,
+    publish_definitions,
+)
 from tests.integration.sms_sender.traffic import make_requests, statuses_by_key
 from tests.samples import design_documents
 from tests.support import fresh_settings, produce, read_all, read_models, wait_for
@@ -24,11 +28,7 @@ def test_a_clicked_short_link_redirects_and_publishes_exactly_one_click(
     kafka_bootstrap: str,
 ) -> None:
     settings = fresh_settings(kafka_bootstrap)
-    produce(
-        settings,
-        DEFINITIONS,
-        [DefinitionApplied.model_validate({"document": design_documents()[0]})],
-    )
+    publish_definitions(settings, design_documents()[:1])
     [request] = make_requests(1, "links")
     code = link_code(b"test-secret", request.idempotency_key, OFFER)
     request = request.model_copy(

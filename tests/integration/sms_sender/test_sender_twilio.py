@@ -7,11 +7,15 @@ from collections.abc import Iterator
 
 import pytest
 
-from schemas.definitions import DefinitionApplied
 from schemas.sms import InboundSms, ProviderOptOut, SmsStatus
-from schemas.topics import DEFINITIONS, SMS_REQUESTS
+from schemas.topics import SMS_REQUESTS
 from services.common.settings import KafkaSettings
-from tests.integration.sms_sender.processes import Sender, Simulator, free_port
+from tests.integration.sms_sender.processes import (
+    Sender,
+    Simulator,
+    free_port,
+    sender_and_simulator,
+)
 from tests.integration.sms_sender.traffic import (
     final_status,
     inbound_events,
@@ -27,18 +31,12 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="module")
 def stack(kafka_bootstrap: str) -> Iterator[tuple[KafkaSettings, Simulator, Sender]]:
     settings = fresh_settings(kafka_bootstrap)
-    account = DefinitionApplied.model_validate({"document": design_documents()[0]})
-    produce(settings, DEFINITIONS, [account])
-    port = free_port()
-    sim = Simulator("twilio", port, latency_ms=20, callback_delay_ms=20)
-    sender = Sender(settings, sim, "twilio", port)
-    try:
-        sender.start()
+    account = design_documents()[:1]
+    with sender_and_simulator(settings, "twilio", account, latency_ms=20, callback_delay_ms=20) as (
+        sim,
+        sender,
+    ):
         yield settings, sim, sender
-    finally:
-        code = sender.stop()
-        sim.stop()
-    assert code == 0, sender.log.read_text()[-3000:]
 
 
 def test_timed_out_sends_are_never_repeated_and_callbacks_settle_them(

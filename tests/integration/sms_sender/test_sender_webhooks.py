@@ -20,9 +20,9 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from aiokafka.errors import KafkaConnectionError
 
-from schemas.definitions import Account, DefinitionApplied
+from schemas.definitions import Account
 from schemas.sms import InboundSms, NumberOptOut, OptOutSource
-from schemas.topics import DEFINITIONS, OPT_OUTS
+from schemas.topics import OPT_OUTS
 from services.common.settings import KafkaSettings
 from services.common.signatures import smsflow_signature, twilio_signature
 from services.sms_sender.async_kafka import make_producer
@@ -35,10 +35,11 @@ from tests.integration.sms_sender.processes import (
     Sender,
     Simulator,
     free_port,
+    sender_and_simulator,
 )
 from tests.integration.sms_sender.traffic import inbound_events
 from tests.samples import design_documents
-from tests.support import fresh_settings, produce, read_models
+from tests.support import fresh_settings, read_models
 
 pytestmark = pytest.mark.integration
 
@@ -56,22 +57,8 @@ BETA = {
 @pytest.fixture(scope="module")
 def stack(kafka_bootstrap: str) -> Iterator[tuple[KafkaSettings, Simulator, Sender]]:
     settings = fresh_settings(kafka_bootstrap)
-    documents = [*design_documents(), BETA]
-    produce(
-        settings,
-        DEFINITIONS,
-        [DefinitionApplied.model_validate({"document": d}) for d in documents],
-    )
-    port = free_port()
-    sim = Simulator("http", port)
-    sender = Sender(settings, sim, "http", port)
-    try:
-        sender.start()
+    with sender_and_simulator(settings, "http", [*design_documents(), BETA]) as (sim, sender):
         yield settings, sim, sender
-    finally:
-        code = sender.stop()
-        sim.stop()
-    assert code == 0, sender.log.read_text()[-3000:]
 
 
 def post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int, dict[str, object]]:

@@ -11,6 +11,7 @@ from urllib.parse import urlencode
 
 import pytest
 import pytest_asyncio
+from aiohttp import ClientResponse
 from aiohttp.test_utils import TestClient, TestServer
 
 from schemas.dead_letters import DeadLetter
@@ -125,6 +126,12 @@ def signed_json(
         "Content-Type": "application/json",
         "X-Smsflow-Signature": smsflow_signature(secret, body, timestamp),
     }
+
+
+async def post_reply(client: TestClient, payload: dict[str, object]) -> ClientResponse:
+    """A signed JSON reply posted to the generic inbound webhook."""
+    body, headers = signed_json(payload)
+    return await client.post("/webhooks/inbound", data=body, headers=headers)
 
 
 def signed_form(
@@ -260,8 +267,7 @@ async def test_a_replayed_reply_publishes_nothing_new(setup) -> None:  # type: i
     state, client = setup
     payload = {"id": "in_9", "from": PHONE, "to": ACME, "body": "START"}
     for _ in range(3):
-        body, headers = signed_json(payload)
-        answer = await client.post("/webhooks/inbound", data=body, headers=headers)
+        answer = await post_reply(client, payload)
         assert answer.status == 200
     assert (await answer.json())["result"] == "duplicate"
     (event,) = state.publisher.of(SMS_INBOUND.name)
@@ -272,8 +278,9 @@ async def test_a_replayed_reply_publishes_nothing_new(setup) -> None:  # type: i
 async def test_a_reply_known_from_before_the_start_publishes_nothing(setup) -> None:  # type: ignore[no-untyped-def]
     state, client = setup
     state.reply_ids.add("in_old")
-    body, headers = signed_json({"message_id": "in_old", "from": PHONE, "to": ACME, "body": "x"})
-    answer = await client.post("/webhooks/inbound", data=body, headers=headers)
+    answer = await post_reply(
+        client, {"message_id": "in_old", "from": PHONE, "to": ACME, "body": "x"}
+    )
     assert (answer.status, (await answer.json())["result"]) == (200, "duplicate")
     assert state.publisher.records == []
 
@@ -295,8 +302,7 @@ async def test_replies_wait_with_503_until_earlier_ids_are_read(setup) -> None: 
 @pytest.mark.asyncio
 async def test_a_reply_without_a_provider_id_is_refused(setup) -> None:  # type: ignore[no-untyped-def]
     state, client = setup
-    body, headers = signed_json({"from": PHONE, "to": ACME, "body": "START"})
-    answer = await client.post("/webhooks/inbound", data=body, headers=headers)
+    answer = await post_reply(client, {"from": PHONE, "to": ACME, "body": "START"})
     assert (answer.status, (await answer.json())["error"]) == (400, "id: missing")
     assert state.publisher.records == []
 
@@ -305,8 +311,7 @@ async def test_a_reply_without_a_provider_id_is_refused(setup) -> None:  # type:
 async def test_a_stop_to_an_unknown_number_opts_the_sender_out_for_every_account(setup) -> None:  # type: ignore[no-untyped-def]
     state, client = setup
     payload = {"id": "in_1", "from": PHONE, "to": "+15550000000", "body": "Stop."}
-    body, headers = signed_json(payload)
-    answer = await client.post("/webhooks/inbound", data=body, headers=headers)
+    answer = await post_reply(client, payload)
     assert (answer.status, (await answer.json())["result"]) == (200, "opted_out")
     assert state.publisher.of(SMS_INBOUND.name) == []
     opt_outs = state.publisher.of(OPT_OUTS.name)
@@ -321,8 +326,7 @@ async def test_a_stop_to_an_unknown_number_opts_the_sender_out_for_every_account
 async def test_an_accounts_own_word_to_an_unknown_number_opts_out_of_that_account(setup) -> None:  # type: ignore[no-untyped-def]
     state, client = setup
     payload = {"id": "in_2", "from": PHONE, "to": "+15550000000", "body": "LOPETA"}
-    body, headers = signed_json(payload)
-    assert (await client.post("/webhooks/inbound", data=body, headers=headers)).status == 200
+    assert (await post_reply(client, payload)).status == 200
     (event,) = state.publisher.of(OPT_OUTS.name)
     assert (event.key, event.keyword) == (f"acme:{PHONE}", "lopeta")
 
@@ -331,8 +335,7 @@ async def test_an_accounts_own_word_to_an_unknown_number_opts_out_of_that_accoun
 async def test_other_text_to_an_unknown_number_is_kept_and_answered_200(setup) -> None:  # type: ignore[no-untyped-def]
     state, client = setup
     payload = {"id": "in_3", "from": PHONE, "to": "+15550000000", "body": "START"}
-    body, headers = signed_json(payload)
-    answer = await client.post("/webhooks/inbound", data=body, headers=headers)
+    answer = await post_reply(client, payload)
     assert (answer.status, (await answer.json())["result"]) == (200, "unknown_to")
     assert state.publisher.of(SMS_INBOUND.name) == state.publisher.of(OPT_OUTS.name) == []
     (letter,) = state.publisher.of(DEAD_LETTERS.name)
@@ -348,8 +351,7 @@ async def test_webhooks_answer_503_when_kafka_cannot_take_them(hang: bool) -> No
     state = Setup(publisher=FailingPublisher(hang=hang))
     client = await _client(state)
     try:
-        body, headers = signed_json({"id": "in_1", "from": PHONE, "to": ACME, "body": "STOP"})
-        answer = await client.post("/webhooks/inbound", data=body, headers=headers)
+        answer = await post_reply(client, {"id": "in_1", "from": PHONE, "to": ACME, "body": "STOP"})
         assert (answer.status, answer.headers["Retry-After"]) == (503, "5")
         payload = {"id": "SM1", "status": "delivered", "idempotency_key": KEY}
         body, headers = signed_json(payload)
