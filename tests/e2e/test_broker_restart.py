@@ -54,7 +54,7 @@ TROUBLE = re.compile(r"Traceback|\berror\b|exception|crash", re.IGNORECASE)
 
 
 def number(i: int) -> str:
-    return f"+35840333{i:04d}"
+    return f"+35840337{i:04d}"
 
 
 @pytest.fixture
