@@ -5,7 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from services.common.metadata_backoff import pace_failed_metadata_refreshes
 from services.common.settings import KafkaSettings
+
+pace_failed_metadata_refreshes()  # every aiokafka client is configured through this module
 
 
 def _ssl_context(settings: KafkaSettings) -> Any:

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from typing import Any
 
-from kafka import TopicPartition
+from kafka import KafkaConsumer, TopicPartition
+from kafka.errors import KafkaError
 
 from schemas.definitions import DefinitionApplied
 from schemas.topics import DEFINITIONS
@@ -21,6 +23,7 @@ from services.common.settings import KafkaSettings
 
 log = get_logger(__name__)
 
+RETRY_S = 1.0  # between two tries while the broker is away
 Listener = Callable[[DefinitionApplied | None, str], None]
 
 
@@ -63,18 +66,29 @@ class DefinitionsFeed:
             consumer.seek_to_beginning(*partitions)
             end = consumer.end_offsets(partitions)
             while not self._stop.is_set():
-                for tp, records in consumer.poll(timeout_ms=200).items():
-                    for record in records:
-                        self._handle(
-                            record.key, record.value, f"{tp.topic}[{tp.partition}]@{record.offset}"
-                        )
-                if not self._caught_up.is_set() and all(
-                    consumer.position(tp) >= end[tp] for tp in partitions
-                ):
-                    self._caught_up.set()
-                    log.info("definitions_loaded", count=len(self.catalog.revisions))
+                try:
+                    self._poll(consumer, partitions, end)
+                except KafkaError as exc:
+                    # The broker went away: keep the catalog as it is and keep asking; the
+                    # consumer reconnects and carries on from its position.
+                    log.warning("definitions_feed_waiting", error=f"{type(exc).__name__}: {exc}")
+                    self._stop.wait(RETRY_S)
         finally:
             consumer.close()
+
+    def _poll(
+        self, consumer: KafkaConsumer, partitions: list[TopicPartition], end: dict[Any, int]
+    ) -> None:
+        for tp, records in consumer.poll(timeout_ms=200).items():
+            for record in records:
+                self._handle(
+                    record.key, record.value, f"{tp.topic}[{tp.partition}]@{record.offset}"
+                )
+        if not self._caught_up.is_set() and all(
+            consumer.position(tp) >= end[tp] for tp in partitions
+        ):
+            self._caught_up.set()
+            log.info("definitions_loaded", count=len(self.catalog.revisions))
 
     def _handle(self, key: bytes | None, value: bytes | None, where: str) -> None:
         text_key = decode_key(key) or ""

@@ -17,6 +17,7 @@ from typing import Any
 import faust
 
 from schemas.topics import ACTIONS, DEAD_LETTERS, ENROLLMENT_EVENTS, SMS_STATUS
+from services.common.broker_outage import broker_unavailable
 from services.common.codec import encode
 from services.common.logging import get_logger
 
@@ -100,18 +101,25 @@ class Outputs:
         """Queue every message, then await all acks once, retrying what was refused; raises
         the last error when some are still refused after ``retries.ATTEMPTS``."""
         left = list(messages)
-        for attempt in range(1, retries.ATTEMPTS + 1):
+        attempt, waits = 1, 0
+        while True:
             try:
                 await _deliver_once(left)
                 return
             except Undelivered as exc:
+                left = exc.left
+                if broker_unavailable(exc.error):
+                    log.warning("kafka_unavailable_waiting", waits=waits, error=repr(exc.error))
+                    await asyncio.sleep(retries.outage_pause(waits))
+                    waits += 1
+                    continue
                 if attempt == retries.ATTEMPTS:
                     raise exc.error from exc
-                left = exc.left
                 log.warning(
                     "delivery_retried", attempt=attempt, left=len(left), error=repr(exc.error)
                 )
                 await asyncio.sleep(retries.PAUSE_S * attempt)
+                attempt += 1
 
 
 async def _deliver_once(messages: list[Message]) -> None:

@@ -1,4 +1,5 @@
-"""Signed POSTs to the sender's webhooks, retried on connection errors."""
+"""Signed POSTs to the sender's webhooks, retried on connection errors and on answers that
+ask for a retry (503, 429), as providers do when a receiver says it is unavailable."""
 
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ from services.common.signatures import (
 )
 
 TWILIO_IDEMPOTENCY_HEADER = "I-Twilio-Idempotency-Token"
+# The receiver could not take the request now and asks for it again (its Kafka is away).
+RETRY_LATER = frozenset({429, 503})
 
 
 class WebhookError(Exception):
@@ -81,15 +84,27 @@ class WebhookClient:
         attempts: int | None,
     ) -> int:
         attempts = max(attempts or self._attempts, 1)
-        # Only connection-level failures are retried: an HTTP answer, even 5xx, means
-        # the receiver saw the request, and repeating it is the receiver's call.
+        # Connection-level failures are retried, and so are 503 and 429, which ask for it
+        # (after ``Retry-After``, within the backoff cap). Any other answer, even a 500,
+        # means the receiver saw the request, and repeating it is the receiver's call.
         for attempt in range(attempts):
+            pause = min(self._max_backoff_s, self._backoff_s * 2**attempt)
             try:
                 async with self._session.post(url, data=body, headers=headers()) as response:
                     await response.read()
-                    return response.status
+                    if response.status not in RETRY_LATER or attempt + 1 == attempts:
+                        return response.status
+                    pause = min(self._max_backoff_s, _seconds(response.headers, pause))
             except (TimeoutError, aiohttp.ClientError, ValueError) as exc:
                 if attempt + 1 == attempts:
                     raise WebhookError(f"{type(exc).__name__}: {exc}") from exc
-            await asyncio.sleep(min(self._max_backoff_s, self._backoff_s * 2**attempt))
+            await asyncio.sleep(pause)
         raise AssertionError("unreachable")
+
+
+def _seconds(headers: Mapping[str, str], default: float) -> float:
+    """``Retry-After`` in seconds (the date form is not used by our receivers)."""
+    try:
+        return max(0.0, float(headers.get("Retry-After", default)))
+    except ValueError:
+        return default

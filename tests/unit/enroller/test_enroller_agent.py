@@ -11,6 +11,8 @@ from unittest.mock import AsyncMock
 import pytest
 import pytest_asyncio
 import structlog
+from aiokafka.errors import KafkaConnectionError
+from faust.exceptions import ProducerSendError
 
 from schemas.actions import ActionCommand
 from schemas.dead_letters import DeadLetter
@@ -18,6 +20,7 @@ from schemas.enrollment import EnrollmentEvent
 from services.common.codec import decode, encode
 from services.enroller.app import Enroller
 from services.enroller.partitioning import partition_of
+from services.enroller.retries import ATTEMPTS
 from services.enroller.settings import EnrollerSettings
 from services.enroller.state import ContactState
 from tests.unit.enroller.builders import change, definitions, result, workflow
@@ -162,6 +165,24 @@ async def test_a_record_that_keeps_failing_is_dead_lettered(harness: Harness) ->
     (letter,) = harness.letters()
     assert letter.reason == "unexpected RuntimeError: down"
     assert letter.error_type == "RuntimeError"
+
+
+@pytest.mark.asyncio
+async def test_a_send_waits_out_a_broker_outage_and_is_never_dead_lettered(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("services.enroller.retries.OUTAGE_PAUSE_S", (0.0, 0.0))
+    away = ProducerSendError("Error while sending")
+    away.__cause__ = KafkaConnectionError("Connection refused")
+    outage = [away] * (ATTEMPTS * 3)  # far more failures than a bad record is given
+    harness.enroller.actions.send = AsyncMock(side_effect=[*outage, None])
+    customer = change(lifecyclestage="customer")
+    await harness.put(encode(customer), customer.key.encode())
+    await harness.until(lambda: harness.enroller.actions.send.await_count == len(outage) + 1)
+    calls = harness.enroller.actions.send.await_args_list
+    assert all(c.kwargs == calls[0].kwargs for c in calls)  # the same command throughout
+    assert harness.letters() == []
+    assert b"acme:1001" in harness.enroller.contacts  # stored once the send went out
 
 
 def test_tables_keep_raw_keys_so_changelogs_follow_the_source_partitions() -> None:
