@@ -4,12 +4,11 @@ A stack of its own whose sender sends 1 SMS/s per sender number queues 20 SMS to
 20 contacts of a household share it, each subscribed and then waiting for one shared instant
 (``delay: until_property``), so the 20 sends are decided together. A second earlier three
 neighbours' SMS (numbers of their own) leave the sender's rate limiter in debt, so all 20 are
-queued in the sender before the first of them goes out. As soon as the first
-reaches the gateway simulator, the number replies STOP through the simulator, which signs
-and posts it to the sender's webhook: ``sms-inbound`` → action runner → ``opt-outs`` → the
-sender's view of it, checked right before each gateway call. At most one more SMS may reach
-the gateway (one already past that check); every other SMS ends ``skipped`` with reason
-``opted_out``.
+queued in the sender before the first of them goes out. As soon as the first reaches the
+gateway simulator, the number replies STOP through the simulator, which signs and posts it
+to the sender's webhook: ``sms-inbound`` → action runner → ``opt-outs`` → the sender's view
+of it, checked right before each gateway call. At most one more SMS may reach the gateway
+(one already past that check); every other SMS ends ``skipped`` with reason ``opted_out``.
 
 What reached the gateway is read from ``/_sim/requests`` (every provider call, answered or
 refused), not only ``/_sim/messages``: the simulated carrier refuses an opted-out number
