@@ -4,6 +4,8 @@ web pages. What each input does lives in the verb-named handler modules."""
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from pathlib import Path
@@ -88,6 +90,22 @@ def store_factory(settings: RunnerSettings) -> StoreFactory:
     return memory_stores
 
 
+def crash_after(batches: int) -> Callable[[Handler, int], None]:
+    """kill -9 of this process once ``batches`` batches of actions had their outputs
+    acknowledged: their state and offsets are never written."""
+    seen = 0
+
+    def outputs_acked(handler: Handler, records: int) -> None:
+        nonlocal seen
+        if handler.name == "run_actions":
+            seen += 1
+            if seen >= batches:
+                log.warning("crash_injected", records=records)
+                os.kill(os.getpid(), signal.SIGKILL)
+
+    return outputs_acked
+
+
 class ActionRunner:
     def __init__(
         self,
@@ -157,6 +175,8 @@ class ActionRunner:
             client_options=options,
         )
         self.pipeline.listeners.append(self)
+        if settings.inject_crash_after_outputs:
+            self.pipeline.outputs_acked = crash_after(settings.inject_crash_after_outputs)
         self.regions = RegionWatch(parts)
         self._tasks: list[asyncio.Task[Any]] = []
         self._web: web.AppRunner | None = None

@@ -29,6 +29,10 @@ class RunnerSettings(KafkaSettings):
     consent_retry_s: float = 30.0
     # Fault injection for resilience tests: the first N replies fail to apply (0: off).
     inject_reply_failures: int = 0
+    # Fault injection for crash tests: once the Nth batch of actions has its outputs
+    # acknowledged, before its state and offsets are written, the process kills itself with
+    # SIGKILL (0: off).
+    inject_crash_after_outputs: int = 0
     # How soon the group notices a dead instance (kill -9) and hands its partitions over.
     action_runner_session_timeout_s: float = 10.0
     # How long a command naming a definition not yet read waits for it to arrive.

@@ -318,6 +318,8 @@ class RecordPipeline:
         self.retry_delays = tuple(retry_delays)
         self.assigned = asyncio.Event()  # set once the first assignment is restored
         self.listeners: list[RebalanceHooks] = []
+        # Called between steps 4 and 5 (fault injection: a crash at the worst moment).
+        self.outputs_acked: Callable[[Handler, int], None] | None = None
         self.max_backlog = max_records * 4
         self._queued: dict[TopicPartition, list[ConsumerRecord[Any, Any]]] = {}
         self._inflight: dict[TopicPartition, asyncio.Task[None]] = {}
@@ -428,6 +430,8 @@ class RecordPipeline:
             self._flushing.add(tp)
             try:
                 await self.sender.send(batch.outputs)  # steps 3 and 4
+                if self.outputs_acked is not None:
+                    self.outputs_acked(handler, stop_at)
                 await self.state.write(tp.partition, batch.writes, self.sender)  # step 5
             finally:
                 self._flushing.discard(tp)
