@@ -125,7 +125,8 @@ class ActionRunner:
             acks="all",
             enable_idempotence=True,
             linger_ms=settings.action_runner_linger_ms,
-            max_batch_size=256 * 1024,
+            max_batch_size=1024 * 1024,
+            max_request_size=8 * 1024 * 1024,
         )
         session_ms = int(settings.action_runner_session_timeout_s * 1000)
         self.consumer = AIOKafkaConsumer(
