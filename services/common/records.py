@@ -9,8 +9,12 @@ Per partition batch, always in this order:
    state writes; nothing is written yet;
 3. send all outputs without awaiting each;
 4. await the acks once;
-5. then write state: the changelog records (awaited), then the local store;
-6. then commit offsets (by hand, from the loop).
+5. then write state: the local store (which the partition's next batch reads) and the
+   changelog records, whose acks the next batch does not wait for;
+6. then commit offsets (by hand, from the loop) once the changelog records are acknowledged.
+
+While a batch is being sent, the partition's next batch is prepared (decoded, its barrier
+and definitions awaited), so those waits overlap the acks.
 
 A crash anywhere before 6 replays the batch: its outputs are sent again with the same ids
 (handlers derive ids from their inputs), never lost. A crash between 4 and 5 cannot lose
@@ -208,6 +212,9 @@ def partition_of(key: bytes, partitions: int) -> int:
     return int(murmur2(key) & 0x7FFFFFFF) % partitions
 
 
+Prepared = tuple[list[Any], Any]  # decoded records (or their DecodeError), prepare()'s context
+
+
 class PipelineMetrics(Protocol):
     def dead_lettered(self, topic: str) -> None: ...
     def batch_handled(self, handler: str, records: int, seconds: float) -> None: ...
@@ -277,17 +284,17 @@ class PartitionedState:
             await reader.stop()
         return read
 
-    async def write(
-        self, partition: int, writes: Mapping[tuple[str, str], Any], sender: Sender
-    ) -> None:
-        """Changelog first (acknowledged), then the local store."""
-        await sender.send(
-            Output(self.changelogs[name], key.encode(), encode_value(value), partition)
-            for (name, key), value in writes.items()
-        )
+    def apply(self, partition: int, writes: Mapping[tuple[str, str], Any]) -> None:
+        """The local store: what the next batches of the partition read."""
         stores = self.of(partition)
         for (name, key), value in writes.items():
             stores[name].put(key, value)
+
+    def changelog(self, partition: int, writes: Mapping[tuple[str, str], Any]) -> list[Output]:
+        return [
+            Output(self.changelogs[name], key.encode(), encode_value(value), partition)
+            for (name, key), value in writes.items()
+        ]
 
 
 class RecordPipeline:
@@ -321,10 +328,13 @@ class RecordPipeline:
         # Called between steps 4 and 5 (fault injection: a crash at the worst moment).
         self.outputs_acked: Callable[[Handler, int], None] | None = None
         self.max_backlog = max_records * 4
+        self.settle_timeout_s = 5.0
         self._queued: dict[TopicPartition, list[ConsumerRecord[Any, Any]]] = {}
         self._inflight: dict[TopicPartition, asyncio.Task[None]] = {}
         self._flushing: set[TopicPartition] = set()
         self._revoking: set[TopicPartition] = set()
+        self._ahead: dict[TopicPartition, tuple[list[ConsumerRecord[Any, Any]], Any]] = {}
+        self._persisting: dict[TopicPartition, asyncio.Task[None]] = {}
         self._to_commit: dict[TopicPartition, int] = {}
         self._locks: dict[int, asyncio.Lock] = {}
         self._retries: dict[TopicPartition, int] = {}
@@ -358,32 +368,55 @@ class RecordPipeline:
     def _halted(self, tp: TopicPartition) -> bool:
         return self._stopping or tp in self._revoking
 
+    def _take(self, tp: TopicPartition) -> list[ConsumerRecord[Any, Any]]:
+        records = self._queued.pop(tp, [])
+        if len(records) > self.max_records:
+            self._queued[tp] = records[self.max_records :]
+            records = records[: self.max_records]
+        if tp in self.consumer.paused() and len(self._queued.get(tp, ())) < self.max_backlog:
+            self.consumer.resume(tp)
+        return records
+
     async def _work(self, tp: TopicPartition) -> None:
-        while self._queued.get(tp) and not self._halted(tp):
-            records = self._queued.pop(tp)
-            if len(records) > self.max_records:
-                self._queued[tp] = records[self.max_records :]
-                records = records[: self.max_records]
-            await self._process(tp, records)
-            if tp in self.consumer.paused() and len(self._queued.get(tp, ())) < self.max_backlog:
-                self.consumer.resume(tp)
+        while (tp in self._ahead or self._queued.get(tp)) and not self._halted(tp):
+            ahead = self._ahead.pop(tp, None)
+            if ahead is not None:
+                await self._process(tp, ahead[0], ahead[1])
+            else:
+                await self._process(tp, self._take(tp))
+
+    def _look_ahead(self, tp: TopicPartition, handler: Handler) -> None:
+        """Prepares the partition's next batch (its barrier, its definitions) while this one
+        is being sent: the waits overlap the acks."""
+        if tp in self._ahead or not self._queued.get(tp) or self._halted(tp):
+            return
+        records = self._take(tp)
+        task = asyncio.get_running_loop().create_task(self._prepare(tp, handler, records))
+        self._ahead[tp] = (records, task)
 
     async def stop(self) -> None:
         self._stopping = True
-        await self._settle(set(self._inflight))
+        await self._settle({*self._inflight, *self._ahead, *self._persisting})
         await self._commit()
 
     # ------------------------------------------------------------------ batches
 
-    async def _process(self, tp: TopicPartition, records: list[ConsumerRecord[Any, Any]]) -> None:
+    async def _process(
+        self,
+        tp: TopicPartition,
+        records: list[ConsumerRecord[Any, Any]],
+        prepared: asyncio.Task[Prepared] | None = None,
+    ) -> None:
         handler = self.handlers[tp.topic]
         start = 0
         while start < len(records) and not self._halted(tp):
             failed = False
             try:
-                start = await self._run_batch(tp, handler, records, start)
-            except (KafkaError, OSError, TransientError) as exc:  # outputs or state not acked
+                start = await self._run_batch(tp, handler, records, start, prepared)
+                prepared = None
+            except (KafkaError, OSError, TransientError) as exc:  # outputs not acknowledged
                 failed = True
+                prepared = None
                 log.error("batch_failed", agent=handler.name, error=f"{type(exc).__name__}: {exc}")
             if start < len(records) or failed:
                 retries = self._retries.get(tp, 0)
@@ -398,20 +431,16 @@ class RecordPipeline:
         handler: Handler,
         records: list[ConsumerRecord[Any, Any]],
         start: int,
+        prepared: asyncio.Task[Prepared] | None = None,
     ) -> int:
         """Decides, sends and writes ``records[start:]`` up to the first transient failure;
         returns the index of the first record not done."""
         todo = records[start:]
         started = time.perf_counter()
-        items: list[Any] = []
-        for record in todo:
-            try:
-                items.append(handler.decode(record))
-            except DecodeError as exc:
-                items.append(exc)
-        context = await handler.prepare(
-            tp.partition, [i for i in items if not isinstance(i, DecodeError)]
-        )
+        if prepared is not None and start == 0:
+            items, context = await prepared
+        else:
+            items, context = await self._prepare(tp, handler, todo)
         lock = self._locks.setdefault(tp.partition, asyncio.Lock())
         async with lock:
             batch = Batch(
@@ -427,19 +456,77 @@ class RecordPipeline:
                     break
             if stop_at == 0:
                 return start
+            if stop_at == len(todo):
+                self._look_ahead(tp, handler)
             self._flushing.add(tp)
             try:
                 await self.sender.send(batch.outputs)  # steps 3 and 4
                 if self.outputs_acked is not None:
                     self.outputs_acked(handler, stop_at)
-                await self.state.write(tp.partition, batch.writes, self.sender)  # step 5
+                # Step 5: the local store at once (the next batch reads it), the changelog in
+                # the background; step 6 waits for the changelog's acks.
+                self.state.apply(tp.partition, batch.writes)
             finally:
                 self._flushing.discard(tp)
         next_offset = todo[stop_at - 1].offset + 1
-        self._to_commit[tp] = next_offset  # step 6, from the loop
+        self._persist(tp, self.state.changelog(tp.partition, batch.writes), next_offset)
         handler.done(tp.partition, next_offset)
         self.metrics.batch_handled(handler.name, stop_at, time.perf_counter() - started)
         return start + stop_at
+
+    async def _prepare(
+        self, tp: TopicPartition, handler: Handler, records: list[ConsumerRecord[Any, Any]]
+    ) -> Prepared:
+        items: list[Any] = []
+        for record in records:
+            try:
+                items.append(handler.decode(record))
+            except DecodeError as exc:
+                items.append(exc)
+        context = await handler.prepare(
+            tp.partition, [i for i in items if not isinstance(i, DecodeError)]
+        )
+        return items, context
+
+    def _persist(self, tp: TopicPartition, changelog: list[Output], next_offset: int) -> None:
+        """Writes a batch's changelog records, then (after every earlier batch of the
+        partition did the same) lets its offset be committed."""
+        previous = self._persisting.get(tp)
+        task = asyncio.get_running_loop().create_task(
+            self._changelog(tp, changelog, next_offset, previous)
+        )
+        self._persisting[tp] = task
+        task.add_done_callback(
+            lambda done, tp=tp: (
+                self._persisting.pop(tp, None) if self._persisting.get(tp) is done else None
+            )
+        )
+
+    async def _changelog(
+        self,
+        tp: TopicPartition,
+        changelog: list[Output],
+        next_offset: int,
+        previous: asyncio.Task[None] | None,
+    ) -> None:
+        retries = 0
+        while True:
+            try:
+                await self.sender.send(changelog)
+                break
+            except (KafkaError, OSError) as exc:  # the same records again: idempotent
+                log.error("changelog_failed", error=f"{type(exc).__name__}: {exc}")
+                await asyncio.sleep(self.retry_delays[min(retries, len(self.retry_delays) - 1)])
+                retries += 1
+        if previous is not None:
+            await previous
+        self._to_commit[tp] = next_offset  # step 6, from the loop
+
+    async def written(self, tp: TopicPartition) -> None:
+        """Until every changelog write of the partition so far is acknowledged."""
+        task = self._persisting.get(tp)
+        if task is not None:
+            await task
 
     def _decide(
         self,
@@ -535,9 +622,19 @@ class RecordPipeline:
             if tp not in self._flushing:
                 task.cancel()
             tasks.append(task)
+        for tp in partitions:
+            ahead = self._ahead.pop(tp, None)
+            if ahead is not None:  # prepared only: read again by the next owner
+                ahead[1].cancel()
+                tasks.append(ahead[1])
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        writes = [self._persisting[tp] for tp in partitions if tp in self._persisting]
+        if writes:
+            _, late = await asyncio.wait(writes, timeout=self.settle_timeout_s)
+            for task in late:  # the broker is away: those offsets stay uncommitted
+                task.cancel()
         self._revoking -= partitions
 
     async def revoked(self, revoked: set[TopicPartition]) -> None:

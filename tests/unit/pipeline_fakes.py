@@ -125,6 +125,7 @@ class MemoryPipeline:
         tp = TopicPartition(first.topic, first.partition)
         handler = self.pipeline.handlers[first.topic]
         await self.pipeline._run_batch(tp, handler, records, 0)
+        await self.pipeline.written(tp)
         return self.pipeline._to_commit.pop(tp, None)
 
     def stored(self, store: str, key: str, partition: int = 0) -> Any:
