@@ -42,13 +42,13 @@ from typing import Any, Protocol
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
 from aiokafka.errors import KafkaError
-from aiokafka.partitioner import murmur2
 from aiokafka.structs import ConsumerRecord, TopicPartition
 
 from services.common.codec import DecodeError, encode
 from services.common.dead_letters import dead_letter
 from services.common.errors import PermanentError, TransientError
 from services.common.logging import get_logger
+from services.common.number_opt_outs import partition_of
 from services.common.state_store import Store, StoreFactory, decode_value, encode_value
 
 log = get_logger(__name__)
@@ -205,11 +205,6 @@ class Sender:
 
     async def _submit(self, builder: Any, slot: tuple[str, int]) -> Any:
         return await self.producer.send_batch(builder, slot[0], partition=slot[1])
-
-
-def partition_of(key: bytes, partitions: int) -> int:
-    """The partition Kafka's default partitioner (murmur2, as every client here) gives a key."""
-    return int(murmur2(key) & 0x7FFFFFFF) % partitions
 
 
 Prepared = tuple[list[Any], Any]  # decoded records (or their DecodeError), prepare()'s context
