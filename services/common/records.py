@@ -270,7 +270,8 @@ class PartitionedState:
                     store = stores[tp.partition][tps[tp]]
                     for record in records:
                         if record.key is not None:
-                            store.put(record.key.decode(), decode_value(record.value))
+                            value = decode_value(record.value)
+                            store.put(record.key.decode(), value, record.value)
                             read += 1
                 for tp in list(waiting):
                     if await reader.position(tp) >= ends[tp]:
@@ -279,17 +280,16 @@ class PartitionedState:
             await reader.stop()
         return read
 
-    def apply(self, partition: int, writes: Mapping[tuple[str, str], Any]) -> None:
-        """The local store: what the next batches of the partition read."""
+    def apply(self, partition: int, writes: Mapping[tuple[str, str], Any]) -> list[Output]:
+        """Writes the local store (what the next batches of the partition read); returns the
+        changelog records of the same writes (each value encoded once, for both)."""
         stores = self.of(partition)
+        changelog = []
         for (name, key), value in writes.items():
-            stores[name].put(key, value)
-
-    def changelog(self, partition: int, writes: Mapping[tuple[str, str], Any]) -> list[Output]:
-        return [
-            Output(self.changelogs[name], key.encode(), encode_value(value), partition)
-            for (name, key), value in writes.items()
-        ]
+            raw = encode_value(value)
+            stores[name].put(key, value, raw)
+            changelog.append(Output(self.changelogs[name], key.encode(), raw, partition))
+        return changelog
 
 
 class RecordPipeline:
@@ -460,11 +460,11 @@ class RecordPipeline:
                     self.outputs_acked(handler, stop_at)
                 # Step 5: the local store at once (the next batch reads it), the changelog in
                 # the background; step 6 waits for the changelog's acks.
-                self.state.apply(tp.partition, batch.writes)
+                changelog = self.state.apply(tp.partition, batch.writes)
             finally:
                 self._flushing.discard(tp)
         next_offset = todo[stop_at - 1].offset + 1
-        self._persist(tp, self.state.changelog(tp.partition, batch.writes), next_offset)
+        self._persist(tp, changelog, next_offset)
         handler.done(tp.partition, next_offset)
         self.metrics.batch_handled(handler.name, stop_at, time.perf_counter() - started)
         return start + stop_at

@@ -14,7 +14,8 @@ from typing import Any, Protocol
 
 class Store(Protocol):
     def get(self, key: str) -> Any | None: ...
-    def put(self, key: str, value: Any | None) -> None: ...  # None deletes
+    # None deletes; ``raw``: the value already encoded (encode_value), when the caller has it.
+    def put(self, key: str, value: Any | None, raw: bytes | None = None) -> None: ...
     def items(self) -> Iterator[tuple[str, Any]]: ...
     def close(self) -> None: ...
 
@@ -26,7 +27,7 @@ class MemoryStore:
     def get(self, key: str) -> Any | None:
         return self._data.get(key)
 
-    def put(self, key: str, value: Any | None) -> None:
+    def put(self, key: str, value: Any | None, raw: bytes | None = None) -> None:
         if value is None:
             self._data.pop(key, None)
         else:
@@ -60,11 +61,11 @@ class RocksStore:
         raw = self._db.get(key.encode())
         return None if raw is None else json.loads(raw)
 
-    def put(self, key: str, value: Any | None) -> None:
+    def put(self, key: str, value: Any | None, raw: bytes | None = None) -> None:
         if value is None:
             self._db.delete(key.encode())
         else:
-            self._db[key.encode()] = json.dumps(value, separators=(",", ":")).encode()
+            self._db[key.encode()] = raw if raw is not None else encode_value(value)
 
     def items(self) -> Iterator[tuple[str, Any]]:
         for key, raw in self._db.items():
