@@ -409,7 +409,9 @@ class RecordPipeline:
             try:
                 start = await self._run_batch(tp, handler, records, start, prepared)
                 prepared = None
-            except (KafkaError, OSError, TransientError) as exc:  # outputs not acknowledged
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # outputs not acknowledged, a barrier that broke: again
                 failed = True
                 prepared = None
                 log.error("batch_failed", agent=handler.name, error=f"{type(exc).__name__}: {exc}")
