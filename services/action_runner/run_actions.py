@@ -10,7 +10,6 @@ refused, a send is deferred.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -104,10 +103,10 @@ class RunActions(Handler):
         wanted = {tp for tp in sends.values() if tp is not None}
         if any(isinstance(c.action, ManageSubscription) for c in commands):
             wanted.add(consent_tp)
-        reached, opt_outs = await asyncio.gather(
-            self.barrier.caught_up(wanted),
-            self.opt_outs_current() if sends else _true(),
-        )
+        # In this order: a STOP applied by the first wait writes its opt-out, which the
+        # second wait (the opt-outs view reading to its end as of then) must include.
+        reached = await self.barrier.caught_up(wanted)
+        opt_outs = await self.opt_outs_current() if sends else True
         if consent_tp in wanted and not self._current(consent_tp, reached):
             proven.consent = False
         for action_id, tp in sends.items():
@@ -211,7 +210,3 @@ class RunActions(Handler):
                 command, catalog, ledger(batch, command.key), now, settings.max_segments
             )
         return handle_command(command, catalog, None, now, settings.max_segments)
-
-
-async def _true() -> bool:
-    return True

@@ -4,6 +4,7 @@ prove current, and what a STOP does reaches the ledgers and the sends."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterable
 from typing import Any
@@ -188,3 +189,32 @@ async def test_a_reply_that_fails_to_apply_is_held_not_skipped() -> None:
     assert runner.on("dead-letters") == []
     await runner.feed(INBOUND, [encode(stop)])  # retried
     assert len(runner.on("u.opt-outs")) == 1
+
+
+@pytest.mark.asyncio
+async def test_the_opt_outs_view_is_checked_only_after_pending_replies_are_applied() -> None:
+    """A STOP applied during the barrier's wait writes its opt-out: the view's check must
+    start after that, or it could prove a view that misses it."""
+    order: list[str] = []
+
+    async def end_offsets(tps: list[TopicPartition]) -> dict[TopicPartition, int]:
+        return dict.fromkeys(tps, 1)  # one reply not yet applied on every partition
+
+    async def opt_outs_current() -> bool:
+        order.append("opt-outs view checked")
+        return True
+
+    parts = Runner().parts
+    barrier = ConsentBarrier(end_offsets, timeout_s=5)
+    for p in range(3):
+        barrier.start(TopicPartition(INBOUND, p), 0)
+    handler = RunActions(parts, barrier, opt_outs_current, lambda a, n: False, partitions=3)
+    preparing = asyncio.create_task(handler.prepare(0, [command()]))
+    await asyncio.sleep(0.05)
+    assert order == []  # still waiting for the reply
+    order.append("reply applied")
+    for p in range(3):
+        barrier.applied(TopicPartition(INBOUND, p), 1)
+    proven = await asyncio.wait_for(preparing, 1)
+    assert order == ["reply applied", "opt-outs view checked"]
+    assert proven.unproven == set()
