@@ -355,9 +355,7 @@ class RecordPipeline:
                 if len(queued) >= self.max_backlog:
                     self.consumer.pause(tp)  # resumed once its worker caught up
                 if tp not in self._inflight:
-                    task = loop.create_task(self._work(tp))
-                    self._inflight[tp] = task
-                    task.add_done_callback(lambda _, tp=tp: self._inflight.pop(tp, None))
+                    self._inflight[tp] = loop.create_task(self._work(tp))
             await self._commit()
 
     def _halted(self, tp: TopicPartition) -> bool:
@@ -373,12 +371,18 @@ class RecordPipeline:
         return records
 
     async def _work(self, tp: TopicPartition) -> None:
-        while (tp in self._ahead or self._queued.get(tp)) and not self._halted(tp):
-            ahead = self._ahead.pop(tp, None)
-            if ahead is not None:
-                await self._process(tp, ahead[0], ahead[1])
-            else:
-                await self._process(tp, self._take(tp))
+        try:
+            while (tp in self._ahead or self._queued.get(tp)) and not self._halted(tp):
+                ahead = self._ahead.pop(tp, None)
+                if ahead is not None:
+                    await self._process(tp, ahead[0], ahead[1])
+                else:
+                    await self._process(tp, self._take(tp))
+        finally:
+            # At once, not in a done callback: records queued after the last look at the
+            # queue must find no worker, so that the loop starts one for them.
+            if self._inflight.get(tp) is asyncio.current_task():
+                del self._inflight[tp]
 
     def _look_ahead(self, tp: TopicPartition, handler: Handler) -> None:
         """Prepares the partition's next batch (its barrier, its definitions) while this one
