@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import signal
 import sys
+from typing import TYPE_CHECKING
 
 from kafka import KafkaConsumer
 
 from schemas.topics import ACTIONS, CONTACT_CHANGES, SMS_INBOUND
 from services.action_runner.settings import RunnerSettings
 from services.common.definitions_feed import DefinitionsFeed
-from services.common.faust_topics import declare_app_topics
-from services.common.kafka import create_topics
+from services.common.kafka import create_topics, ensure_topics
 from services.common.logging import configure_logging, get_logger
+
+if TYPE_CHECKING:
+    from services.common.catalog import Catalog
 
 log = get_logger(__name__)
 
@@ -45,24 +50,36 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging("action-runner", level=settings.log_level)
     create_topics(settings)  # idempotent: a fresh broker works out of the box
     partitions = partition_count(settings)
+    from services.action_runner.app import own_topics
+
+    ensure_topics(settings, own_topics(settings, partitions))
     feed = DefinitionsFeed(settings).start(wait_s=60)
-
-    import faust  # imported late: it is slow to import and not needed for --help
-
-    from services.action_runner.app import ActionRunner
-
-    runner = ActionRunner(settings, partitions, feed.catalog)
-    declare_app_topics(runner.app, settings)
-    worker = faust.Worker(runner.app, loglevel="WARNING", quiet=True, redirect_stdouts=False)
-    worker.spinner = None  # its terminal escapes would garble the JSON log lines
     log.info("service_starting", partitions=partitions, port=settings.action_runner_port)
     try:
-        worker.execute_from_commandline()
-    except SystemExit as exc:
-        return int(exc.code or 0)
+        asyncio.run(serve(settings, partitions, feed.catalog))
     finally:
         feed.stop()
     return 0
+
+
+async def serve(settings: RunnerSettings, partitions: int, catalog: Catalog) -> None:
+    """Runs until SIGTERM or SIGINT, then stops cleanly (in-flight batches finish, offsets
+    are committed)."""
+    from services.action_runner.app import ActionRunner
+
+    runner = ActionRunner(settings, partitions, catalog)
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stopping.set)
+    await runner.start()
+    pipeline = asyncio.ensure_future(runner.wait())
+    await asyncio.wait(
+        [pipeline, asyncio.ensure_future(stopping.wait())], return_when="FIRST_COMPLETED"
+    )
+    await runner.stop()
+    if pipeline.done() and not pipeline.cancelled() and pipeline.exception() is not None:
+        raise pipeline.exception()  # type: ignore[misc]
 
 
 if __name__ == "__main__":

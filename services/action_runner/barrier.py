@@ -1,73 +1,75 @@
-"""Holds a consent-sensitive action until the consent changes already written for its
-partition (STOP, gateway opt-outs) are in the ledger.
+"""Holds a batch of consent-sensitive actions until the consent records already written for
+the partitions it depends on (STOPs in ``sms-inbound``, wide consent commands) are applied.
 
-Consent commands and actions arrive on two topics; Kafka orders neither against the
-other. Before deciding, the action asks the broker for the end of the consent-command
-partition with the same number (same contacts) and waits until the consent agent has
-applied everything before that end. A STOP processed before the action's decision thus
-always blocks it. The wait is bounded; past it the caller treats consent as unreadable.
+Actions and consent records arrive on different topics; Kafka orders neither against the
+other. Before a batch is decided, one ListOffsets request gives the end of every partition
+it depends on (per batch, never per action); the batch then waits until this instance has
+applied everything before those ends. Each applied batch sets an event that wakes the
+waiters (no polling). The wait is bounded; a partition not caught up by then is reported,
+and the caller fails closed for the actions that depend on it.
 
-The end offset comes from a client of the barrier's own: faust's consumer answers such
-requests through its fetch thread, which can take a fetch cycle (over a second).
+Only partitions this instance reads are waited for: the others' consent changes count once
+they are on ``opt-outs`` (the view the send gate reads).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
-from typing import Any
+import contextlib
+from collections.abc import Awaitable, Callable, Iterable
 
-from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
+
+EndOffsets = Callable[[list[TopicPartition]], Awaitable[dict[TopicPartition, int]]]
 
 
 class ConsentBarrier:
-    def __init__(
-        self,
-        topic: str,
-        timeout_s: float,
-        client_options: Mapping[str, Any],
-        committed: Callable[[int], int] = lambda partition: 0,
-    ) -> None:
-        self.topic = topic
+    def __init__(self, end_offsets: EndOffsets, timeout_s: float) -> None:
+        self._end_offsets = end_offsets
         self.timeout_s = timeout_s
-        self._client_options = dict(client_options)
-        # The group's committed offset of a partition: what earlier runs applied.
-        self._committed = committed
-        self._applied: dict[int, int] = {}  # partition -> next offset not yet applied
-        self._offsets: AIOKafkaConsumer | None = None
+        self._applied: dict[TopicPartition, int] = {}  # next offset not yet applied
+        self._advanced = asyncio.Event()
 
-    def applied(self, partition: int, offset: int) -> None:
-        """The consent agent is done with ``offset`` of ``partition``."""
-        if offset + 1 > self._applied.get(partition, 0):
-            self._applied[partition] = offset + 1
+    def reads(self, tp: TopicPartition) -> bool:
+        return tp in self._applied
 
-    def _position(self, partition: int) -> int:
-        return max(self._applied.get(partition, 0), self._committed(partition))
+    def start(self, tp: TopicPartition, committed: int) -> None:
+        """This instance now reads ``tp``; earlier runs applied everything before
+        ``committed``."""
+        self._applied[tp] = committed
+        self._wake()
 
-    async def end_offset(self, partition: int) -> int:
-        if self._offsets is None:
-            client = AIOKafkaConsumer(**self._client_options)
-            await client.start()
-            self._offsets = client
-        tp = TopicPartition(self.topic, partition)
-        return int((await self._offsets.end_offsets([tp]))[tp])
+    def forget(self, tps: Iterable[TopicPartition]) -> None:
+        for tp in tps:
+            self._applied.pop(tp, None)
+        self._wake()
 
-    async def wait(self, partition: int) -> bool:
-        """True once caught up; False if the timeout passed first."""
+    def applied(self, tp: TopicPartition, next_offset: int) -> None:
+        if tp in self._applied and next_offset > self._applied[tp]:
+            self._applied[tp] = next_offset
+            self._wake()
+
+    def _wake(self) -> None:
+        self._advanced.set()
+        self._advanced = asyncio.Event()
+
+    async def caught_up(self, tps: Iterable[TopicPartition]) -> set[TopicPartition]:
+        """The partitions of ``tps`` (those this instance reads) applied up to their end as
+        of now; those not reached within the timeout, or whose end is unknown, are left
+        out."""
+        wanted = [tp for tp in set(tps) if self.reads(tp)]
+        if not wanted:
+            return set()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.timeout_s
         try:
-            end = await asyncio.wait_for(self.end_offset(partition), self.timeout_s)
+            ends = await asyncio.wait_for(self._end_offsets(wanted), self.timeout_s)
         except Exception:  # no end offset, no proof the ledger is current: fail closed
-            return False
-        while self._position(partition) < end:
-            if loop.time() > deadline:
-                return False
-            await asyncio.sleep(0.002)
-        return True
-
-    async def close(self) -> None:
-        if self._offsets is not None:
-            await self._offsets.stop()
-            self._offsets = None
+            return set()
+        while True:
+            reached = {tp for tp in wanted if self._applied.get(tp, -1) >= ends[tp]}
+            remaining = deadline - loop.time()
+            if len(reached) == len(wanted) or remaining <= 0:
+                return reached
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._advanced.wait(), remaining)

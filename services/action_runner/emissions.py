@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from pydantic import BaseModel
 
 from schemas.topics import TopicSpec
+from services.common.records import Batch
 
 
 @dataclass(frozen=True)
@@ -30,3 +32,12 @@ class Effects:
 
     def emit(self, topic: TopicSpec | str, event: BaseModel, key: str | None = None) -> None:
         self.emissions.append(Emission.of(topic, event, key))
+
+
+TopicNames = Callable[[TopicSpec | str], str]
+
+
+def emit_all(batch: Batch, names: TopicNames, emissions: Iterable[Emission]) -> None:
+    """Queues ``emissions`` on the batch, in order, each on its full topic name."""
+    for emission in emissions:
+        batch.emit(names(emission.topic), emission.key, emission.event)

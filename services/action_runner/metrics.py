@@ -44,11 +44,24 @@ class Metrics:
         )
         self.handle_seconds = Histogram(
             "smsflow_action_runner_handle_seconds",
-            "Time to handle one record, by agent",
+            "Time to handle one batch of one partition (decide, send, write), by handler",
             ["agent"],
             registry=self.registry,
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0),
         )
+        self.records = Counter(
+            "smsflow_action_runner_records_total",
+            "Records handled, by handler",
+            ["agent"],
+            registry=self.registry,
+        )
+
+    def dead_lettered(self, topic: str) -> None:
+        self.dead_letters.labels(topic).inc()
+
+    def batch_handled(self, handler: str, records: int, seconds: float) -> None:
+        self.records.labels(handler).inc(records)
+        self.handle_seconds.labels(handler).observe(seconds)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -10,11 +10,14 @@ from services.common.settings import KafkaSettings
 class RunnerSettings(KafkaSettings):
     action_runner_port: int = 6067
     action_runner_bind: str = "127.0.0.1"
-    # faust table stores: "rocksdb://" (rocksdict) keeps the tables on disk under data_dir
-    # and resumes from there; "memory://" holds every key in memory and replays the
-    # changelogs on start, so its memory grows with the contacts and numbers served.
+    # State stores: "rocksdb://" (rocksdict) keeps them on disk under data_dir, so memory
+    # stays bounded; "memory://" holds every key in memory. Either is rebuilt from its
+    # changelog topic when a partition is assigned.
     action_runner_store: str = "rocksdb://"
     action_runner_rocksdb_cache_mb: int = 16  # block cache per partition database
+    # Producer linger: outputs are latency-critical (a send waits for them), batches form
+    # anyway because a whole batch is sent before any ack is awaited.
+    action_runner_linger_ms: int = 1
     data_dir: str = ".smsflow/data"
     log_level: str = "INFO"
     # Bodies over this many segments are skipped as too_long (HubSpot-like carriers bill <=10).
@@ -26,6 +29,10 @@ class RunnerSettings(KafkaSettings):
     consent_retry_s: float = 30.0
     # Fault injection for resilience tests: the first N replies fail to apply (0: off).
     inject_reply_failures: int = 0
+    # Fault injection for crash tests: once the Nth batch of actions has its outputs
+    # acknowledged, before its state and offsets are written, the process kills itself with
+    # SIGKILL (0: off).
+    inject_crash_after_outputs: int = 0
     # How soon the group notices a dead instance (kill -9) and hands its partitions over.
     action_runner_session_timeout_s: float = 10.0
     # How long a command naming a definition not yet read waits for it to arrive.

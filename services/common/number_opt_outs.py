@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import Mapping
 from typing import Any
 
@@ -141,6 +142,7 @@ class NumberOptOuts:
                 self._progress.notify_all()
 
 
+@functools.lru_cache(maxsize=65536)  # murmur2 is pure Python; keys repeat (a contact's outputs)
 def partition_of(key: bytes, partitions: int) -> int:
     """The partition Kafka's default partitioner (murmur2, as every client here) gives a key."""
     return int(murmur2(key) & 0x7FFFFFFF) % partitions
