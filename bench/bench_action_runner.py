@@ -189,6 +189,7 @@ def runner_actions(
         "SMSFLOW_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
         "SMSFLOW_TOPIC_PREFIX": prefix,
         "SMSFLOW_ACTION_RUNNER_PORT": str(port),
+        "SMSFLOW_LINK_SECRET": "link-secret-of-the-tests-0123456789",
         "SMSFLOW_DATA_DIR": data,
         "SMSFLOW_LOG_LEVEL": "WARNING",
     }

@@ -47,6 +47,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.parse_args(sys.argv[1:] if argv is None else argv)
     settings = RunnerSettings.from_env()
     assert isinstance(settings, RunnerSettings)
+    problem = settings.secret_problem()
+    if problem is not None:
+        # Anyone who knows the secret and an SMS's ids could work out its tracked links.
+        print(f"action-runner: refusing to start: {problem}", file=sys.stderr)
+        return 2
     configure_logging("action-runner", level=settings.log_level)
     create_topics(settings)  # idempotent: a fresh broker works out of the box
     partitions = partition_count(settings)

@@ -123,7 +123,10 @@ class ActionRunner:
         self.producer = AIOKafkaProducer(
             **options,
             acks="all",
-            enable_idempotence=True,
+            # Not idempotent: after a broker restart aiokafka's idempotent producer keeps a
+            # stale producer id and fails every write for good (OutOfOrderSequenceNumber).
+            # A repeated output is harmless: event ids and idempotency keys are deterministic.
+            enable_idempotence=False,
             linger_ms=settings.action_runner_linger_ms,
             max_batch_size=1024 * 1024,
             max_request_size=8 * 1024 * 1024,

@@ -65,22 +65,11 @@ class Handled:
     sent: SentLog | None = None
 
 
-CONSENT_UNREADABLE = "consent_ledger_unavailable"
 # A send whose number's opt-out state could not be proved current: decided again later.
 CONSENT_PENDING = "consent_pending"
 # Definitions name an account the runner does not know (yet): dead-lettered, so that a replay
 # once the account is applied runs the action after all. Not a skip: nothing is lost.
 UNKNOWN_ACCOUNT = "unknown_account"
-
-
-def refuse(command: ActionCommand, now: datetime, reason: str) -> Handled:
-    """A ``failed`` result without running the action (e.g. the ledger cannot be read)."""
-    return _finish(command, now, ActionOutcome.FAILED, reason)
-
-
-def needs_consent(command: ActionCommand) -> bool:
-    """Actions that read the ledger: handled only once pending consent changes are in."""
-    return isinstance(command.action, SendSms | ManageSubscription)
 
 
 def defer_send(command: ActionCommand, now: datetime, until: datetime, reason: str) -> Handled:

@@ -4,8 +4,8 @@ Before a batch is decided (``prepare``): the definitions it names are awaited br
 the consent it reads must be current: a subscription change waits until the contact
 partition's wide consent commands are applied, a send until its number's replies are
 applied and the ``opt-outs`` view has read everything written so far (one barrier per
-batch). Whatever could not be proved current fails closed: a subscription change is
-refused, a send is deferred.
+batch). Whatever could not be proved current fails closed: a subscription change stops its
+partition until it can be decided, a send is deferred.
 """
 
 from __future__ import annotations
@@ -25,11 +25,9 @@ from services.action_runner import answers
 from services.action_runner.barrier import ConsentBarrier
 from services.action_runner.commands import (
     CONSENT_PENDING,
-    CONSENT_UNREADABLE,
     defer_send,
     handle_command,
     invalid_command_result,
-    refuse,
 )
 from services.action_runner.commands import (
     Handled as CommandHandled,
@@ -44,6 +42,7 @@ from services.action_runner.phones import resolve_recipient
 from services.action_runner.stores import ANSWERED, CONSENT, SENT_SMS, dump, ledger
 from services.common.codec import decode
 from services.common.dead_letters import REPLAYED_FROM_HEADER, header_value
+from services.common.errors import TransientError
 from services.common.number_opt_outs import partition_of
 from services.common.records import Batch, Handled, Handler
 
@@ -204,8 +203,10 @@ class RunActions(Handler):
             )
         if isinstance(action, ManageSubscription):
             if not proven.consent:
-                # Never decide a subscription on a ledger that may miss a STOP.
-                return refuse(command, now, CONSENT_UNREADABLE)
+                # Never decide a subscription on a ledger that may miss a STOP, and never
+                # drop it either (a broker outage is no reason to lose a contact's SMS):
+                # the partition stops here and the batch is tried again.
+                raise TransientError("consent ledger not proven current")
             return handle_command(
                 command, catalog, ledger(batch, command.key), now, settings.max_segments
             )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import SecretStr
 
-from services.common.settings import KafkaSettings
+from services.common.settings import KafkaSettings, secret_problem
 
 
 class RunnerSettings(KafkaSettings):
@@ -40,3 +40,9 @@ class RunnerSettings(KafkaSettings):
     # HMAC key of tracked links' short codes: set a long random one outside development, or
     # anyone who knows it and an SMS's ids could work out that SMS's codes.
     link_secret: SecretStr = SecretStr("dev-link-secret")
+    # SMSFLOW_ENV: "dev" for local development; anything else requires a link secret of its own.
+    env: str = ""
+
+    def secret_problem(self) -> str | None:
+        """Why the runner must not start with this link secret, or None."""
+        return secret_problem(self.env, "SMSFLOW_LINK_SECRET", self.link_secret.get_secret_value())

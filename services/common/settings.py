@@ -77,3 +77,28 @@ def _secrets_dir() -> str | None:
 
     path = os.environ.get("SMSFLOW_SECRETS_DIR")
     return path if path and os.path.isdir(path) else None
+
+
+# Local development (``smsflow dev up`` sets ``SMSFLOW_ENV=dev``): the only place where the
+# published default secrets are accepted.
+DEV_ENV = "dev"
+# Values anyone can read in this repository: the development defaults and the placeholder of
+# deploy/k8s/config.yaml.
+PUBLIC_SECRETS = frozenset(
+    {"dev-webhook-secret", "test-auth-token", "dev-link-secret", "replace-me", ""}
+)
+MIN_SECRET_LENGTH = 16
+
+
+def secret_problem(env: str, name: str, secret: str) -> str | None:
+    """Why a service must not start with ``secret`` (the value of setting ``name``), or None."""
+    if env == DEV_ENV:
+        return None
+    if secret in PUBLIC_SECRETS:
+        return (
+            f"{name} is unset or a published default: set a secret of your own "
+            f"(or SMSFLOW_ENV={DEV_ENV} for local development)"
+        )
+    if len(secret) < MIN_SECRET_LENGTH:
+        return f"{name} is shorter than {MIN_SECRET_LENGTH} characters"
+    return None

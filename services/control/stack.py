@@ -125,6 +125,7 @@ def child_environment(
         env["SMSFLOW_ENV"] = "dev"
         env.setdefault("SMSFLOW_WEBHOOK_SECRET", webhook_secret)
         env.setdefault("SMSFLOW_TWILIO_AUTH_TOKEN", webhook_secret)
+        env.setdefault("SMSFLOW_LINK_SECRET", webhook_secret)
     env.update(
         {
             "SMSFLOW_KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,

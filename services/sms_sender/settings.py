@@ -6,19 +6,13 @@ from typing import Literal
 
 from pydantic import SecretStr
 
-from services.common.settings import KafkaSettings
+from services.common.settings import KafkaSettings, secret_problem
 
 GatewayApi = Literal["http", "twilio"]
 
-# The environment name of local development (``smsflow dev up`` sets it): there, and only
-# there, the webhooks may be verified with the simulator's published default secrets.
-DEV_ENV = "dev"
+# The simulator's published defaults: accepted only in local development (``DEV_ENV``).
 DEV_WEBHOOK_SECRET = "dev-webhook-secret"
 DEV_TWILIO_AUTH_TOKEN = "test-auth-token"
-# Published values nobody may sign production webhooks with (the defaults above and the
-# placeholder of deploy/k8s/config.yaml).
-PUBLIC_SECRETS = frozenset({DEV_WEBHOOK_SECRET, DEV_TWILIO_AUTH_TOKEN, "replace-me", ""})
-MIN_SECRET_LENGTH = 16
 
 
 class SenderSettings(KafkaSettings):
@@ -97,19 +91,9 @@ class SenderSettings(KafkaSettings):
 
     def secret_problem(self) -> str | None:
         """Why the sender must not start with these webhook secrets, or None."""
-        if self.env == DEV_ENV:
-            return None
         name = (
             "SMSFLOW_TWILIO_AUTH_TOKEN"
             if self.gateway_api == "twilio"
             else "SMSFLOW_WEBHOOK_SECRET"
         )
-        secret = self.webhook_key()
-        if secret in PUBLIC_SECRETS:
-            return (
-                f"{name} is unset or a published default: set a secret of your own "
-                f"(or SMSFLOW_ENV={DEV_ENV} for local development)"
-            )
-        if len(secret) < MIN_SECRET_LENGTH:
-            return f"{name} is shorter than {MIN_SECRET_LENGTH} characters"
-        return None
+        return secret_problem(self.env, name, self.webhook_key())

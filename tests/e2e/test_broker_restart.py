@@ -184,14 +184,6 @@ def trouble(stack: Stack, lines: int = 12) -> str:
     return "\n".join(parts)
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason=(
-        "the action runner refuses a manage_subscription whose consent-ledger barrier times "
-        "out while the broker is away (consent_ledger_unavailable); the contact's SMS is then "
-        "skipped as not_subscribed, so now and then one SMS of the 500 is lost"
-    ),
-)
 def test_every_service_rides_out_a_broker_restart_with_each_sms_sent_once(
     broker: LocalBroker, stack: Stack, tmp_path: Path
 ) -> None:

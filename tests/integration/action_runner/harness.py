@@ -25,6 +25,8 @@ from services.common.ports import free_port
 from services.common.settings import KafkaSettings
 
 M = TypeVar("M", bound=BaseModel)
+# The runner refuses the published default outside local development.
+LINK_SECRET = "link-secret-of-the-tests-0123456789"
 ROOT = Path(__file__).resolve().parents[3]
 
 
@@ -40,6 +42,7 @@ class RunnerProcess:
             "SMSFLOW_KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
             "SMSFLOW_TOPIC_PREFIX": settings.topic_prefix,
             "SMSFLOW_ACTION_RUNNER_PORT": str(self.port),
+            "SMSFLOW_LINK_SECRET": LINK_SECRET,
             "SMSFLOW_DATA_DIR": str(data_dir),
             **env,
         }

@@ -34,6 +34,7 @@ from services.action_runner.internal import WideConsentCommand
 from services.common.links import link_code
 from services.common.settings import KafkaSettings
 from tests.integration.action_runner.harness import (
+    LINK_SECRET,
     SUBSCRIBE,
     Producer,
     RunnerProcess,
@@ -398,7 +399,7 @@ def test_a_link_renders_a_short_url_and_the_request_names_its_code(stack: Stack)
     stack.subscribe("c-link")
     assert stack.run(send("c-link", message="offer")).outcome is ActionOutcome.DONE
     [request] = stack.requests_for("c-link")
-    code = link_code(b"dev-link-secret", request.idempotency_key, "https://example.com/offer")
+    code = link_code(LINK_SECRET.encode(), request.idempotency_key, "https://example.com/offer")
     assert request.links == {code: "https://example.com/offer"}
     assert request.body.startswith(f"Offer: http://127.0.0.1:8026/r/{code}\n")
 

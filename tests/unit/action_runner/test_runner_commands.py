@@ -11,12 +11,10 @@ from schemas.sms import SmsRequest, SmsStatus, SmsStatusEvent
 from schemas.subscriptions import SubscriptionChange, SubscriptionStatus
 from services.action_runner.commands import (
     CONSENT_PENDING,
-    CONSENT_UNREADABLE,
     Handled,
     defer_send,
     handle_command,
     invalid_command_result,
-    refuse,
 )
 from services.action_runner.idempotency import sms_key
 from services.common.codec import encode
@@ -269,16 +267,6 @@ def test_unknown_action_type_becomes_a_failed_result() -> None:
     assert "unknown type" in result.reason
     assert invalid_command_result(b"{not json", "malformed", NOON) is None
     assert invalid_command_result(None, "tombstone", NOON) is None
-
-
-def test_an_unreadable_ledger_refuses_a_subscription_change() -> None:
-    handled = refuse(command(SUBSCRIBE | {"type": "manage_subscription"}), NOON, CONSENT_UNREADABLE)
-    assert (handled.result.outcome, handled.result.reason) == (
-        ActionOutcome.FAILED,
-        "consent_ledger_unavailable",
-    )
-    assert topics(handled) == ["action-results"]
-    assert handled.consent_change is None
 
 
 def test_a_send_of_an_unknown_account_fails_and_dead_letters() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import stat
 from pathlib import Path
 
+from services.action_runner.settings import RunnerSettings
 from services.control.dev_secret import dev_webhook_secret
 from services.control.stack import StackSettings, child_environment
 from services.sms_sender.settings import SenderSettings
@@ -29,6 +30,7 @@ def test_the_stack_runs_as_dev_with_its_secret_unless_the_caller_names_one(tmp_p
     env = child_environment(settings, {"PATH": "/bin"}, "s" * 64)
     assert env["SMSFLOW_ENV"] == "dev"
     assert env["SMSFLOW_WEBHOOK_SECRET"] == env["SMSFLOW_TWILIO_AUTH_TOKEN"] == "s" * 64
+    assert env["SMSFLOW_LINK_SECRET"] == "s" * 64
     own = child_environment(settings, {"SMSFLOW_WEBHOOK_SECRET": "mine"}, "s" * 64)
     assert own["SMSFLOW_WEBHOOK_SECRET"] == "mine"
     assert "SMSFLOW_ENV" not in child_environment(settings, {})
@@ -38,3 +40,12 @@ def test_the_generated_secret_would_pass_even_outside_dev(tmp_path: Path) -> Non
     settings = SenderSettings(webhook_secret=dev_webhook_secret(tmp_path))
     assert settings.env != "dev"
     assert settings.secret_problem() is None
+
+
+def test_the_runner_refuses_the_published_link_secret_outside_dev() -> None:
+    assert RunnerSettings(env="dev").secret_problem() is None
+    problem = RunnerSettings(env="").secret_problem()
+    assert problem is not None
+    assert "SMSFLOW_LINK_SECRET" in problem
+    assert "shorter" in str(RunnerSettings(env="", link_secret="short").secret_problem())
+    assert RunnerSettings(env="", link_secret="x" * 32).secret_problem() is None
