@@ -65,6 +65,23 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture
+def own_broker(tmp_path: Path) -> Iterator[LocalBroker]:
+    """A broker of this test's own, on free ports, that the test may stop and start: the
+    shared session broker (and every other test) stays untouched."""
+    own = LocalBroker(
+        state_dir=tmp_path / "kafka", port=free_port(), controller_port=free_port(), heap="512m"
+    )
+    try:
+        own.start()
+    except BrokerError as exc:
+        pytest.fail(f"could not start a broker of the test's own: {exc}")
+    try:
+        yield own
+    finally:
+        own.stop()
+
+
+@pytest.fixture
 def kafka_settings(kafka_bootstrap: str) -> Iterator[KafkaSettings]:
     """A topic prefix of this test's own, with every topic created, deleted afterwards."""
     settings = fresh_settings(kafka_bootstrap)

@@ -23,8 +23,7 @@ from kafka import KafkaProducer
 from schemas.contacts import ContactChange
 from schemas.topics import CONTACT_CHANGES
 from services.common.kafka import make_producer, send_model
-from services.common.local_kafka import BrokerError, LocalBroker
-from services.common.ports import free_port
+from services.common.local_kafka import LocalBroker
 from services.control.processes import alive
 from tests.e2e.definitions import account
 from tests.e2e.stack import SERVICES, Stack, stack_environment
@@ -57,24 +56,9 @@ def number(i: int) -> str:
 
 
 @pytest.fixture
-def broker(tmp_path: Path) -> Iterator[LocalBroker]:
-    own = LocalBroker(
-        state_dir=tmp_path / "kafka", port=free_port(), controller_port=free_port(), heap="512m"
-    )
-    try:
-        own.start()
-    except BrokerError as exc:
-        pytest.fail(f"could not start a broker of the test's own: {exc}")
-    try:
-        yield own
-    finally:
-        own.stop()
-
-
-@pytest.fixture
-def stack(broker: LocalBroker, tmp_path: Path) -> Iterator[Stack]:
+def stack(own_broker: LocalBroker, tmp_path: Path) -> Iterator[Stack]:
     state_dir = tmp_path / "stack"
-    handle = Stack(stack_environment(broker.bootstrap, state_dir), state_dir)
+    handle = Stack(stack_environment(own_broker.bootstrap, state_dir), state_dir)
     up = handle.smsflow("dev", "up", timeout_s=300)
     try:
         if up.returncode != 0:
@@ -185,7 +169,7 @@ def trouble(stack: Stack, lines: int = 12) -> str:
 
 
 def test_every_service_rides_out_a_broker_restart_with_each_sms_sent_once(
-    broker: LocalBroker, stack: Stack, tmp_path: Path
+    own_broker: LocalBroker, stack: Stack, tmp_path: Path
 ) -> None:
     result = stack.apply(tmp_path / "defs", account(ACCOUNT))
     assert result.returncode == 0, result.stderr
@@ -208,10 +192,10 @@ def test_every_service_rides_out_a_broker_restart_with_each_sms_sent_once(
         with publisher.gate:
             publisher.pause()
             at_stop = sum(received(stack).values())
-            broker.stop()
+            own_broker.stop()
         outage_end = time.monotonic() + OUTAGE_S
         until(lambda: time.monotonic() >= outage_end, OUTAGE_S + 5, "the outage")
-        broker.start()
+        own_broker.start()
         publisher.broker_up.set()
         until(lambda: len(received(stack)) == COUNT, RECOVERY_S, "every SMS after the restart")
         publisher.join(timeout=10)

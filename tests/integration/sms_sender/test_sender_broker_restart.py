@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from schemas.topics import SMS_REQUESTS
-from services.common.local_kafka import BrokerError, LocalBroker
+from services.common.local_kafka import LocalBroker
 from services.common.ports import free_port
 from tests.integration.sms_sender.processes import Sender, Simulator, publish_definitions
 from tests.integration.sms_sender.traffic import make_requests
@@ -29,25 +27,10 @@ COUNT = 500
 OUTAGE_S = 30
 
 
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[LocalBroker]:
-    own = LocalBroker(
-        state_dir=tmp_path / "kafka", port=free_port(), controller_port=free_port(), heap="512m"
-    )
-    try:
-        own.start()
-    except BrokerError as exc:
-        pytest.fail(f"could not start a broker of the test's own: {exc}")
-    try:
-        yield own
-    finally:
-        own.stop()
-
-
 def test_a_broker_restart_loses_and_duplicates_nothing_and_the_sender_never_exits(
-    broker: LocalBroker,
+    own_broker: LocalBroker,
 ) -> None:
-    settings = fresh_settings(broker.bootstrap)
+    settings = fresh_settings(own_broker.bootstrap)
     publish_definitions(settings, design_documents()[:1])
     port = free_port()
     sim = Simulator("twilio", port, latency_ms=5, callback_delay_ms=20)
@@ -59,11 +42,11 @@ def test_a_broker_restart_loses_and_duplicates_nothing_and_the_sender_never_exit
         time.sleep(5)  # a part is sent, most still queue behind the rate limit
         before = len({m["idempotency_key"] for m in sim.messages()} & keys)
         assert 0 < before < COUNT
-        broker.stop()
+        own_broker.stop()
         time.sleep(OUTAGE_S)
         assert sender.process is not None
         assert sender.process.poll() is None  # waited, did not exit
-        broker.start()
+        own_broker.start()
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline:
             if len({m["idempotency_key"] for m in sim.messages()} & keys) == COUNT:
