@@ -16,54 +16,35 @@ from schemas.topics import ACTIONS, SMS_INBOUND
 from services.common.codec import encode
 from tests.integration.action_runner.harness import (
     SUBSCRIBE,
-    Producer,
-    RunnerProcess,
     command,
     contact,
     send,
 )
-from tests.integration.action_runner.test_runner_flow import DOCUMENTS, Stack
+from tests.integration.action_runner.test_runner_flow import Stack, started
 from tests.integration.action_runner.test_runner_restarts import assert_identical_copies
-from tests.support import fresh_settings
 
 pytestmark = pytest.mark.integration
-
-
-def _stack(settings_bootstrap: str, data: Path, **env: str) -> Stack:
-    settings = fresh_settings(settings_bootstrap)
-    producer = Producer(settings)
-    producer.definitions(*DOCUMENTS)
-    producer.close()
-    runner = RunnerProcess(settings, data, **env).start()
-    return Stack(settings, runner)
 
 
 @pytest.fixture
 def crashing(kafka_bootstrap: str, tmp_path: Path) -> Iterator[Stack]:
     # The second batch of actions dies with its outputs out and nothing else written.
-    stack = _stack(
+    with started(
         kafka_bootstrap,
         tmp_path,
+        clean_exit=False,
         SMSFLOW_ACTION_RUNNER_SESSION_TIMEOUT_S="6",
         SMSFLOW_INJECT_CRASH_AFTER_OUTPUTS="2",
-    )
-    try:
+    ) as stack:
         yield stack
-    finally:
-        stack.close()
-        stack.runner.stop()
 
 
 @pytest.fixture
 def stack(kafka_bootstrap: str, tmp_path: Path) -> Iterator[Stack]:
     # The STOP fails to apply twice (retried 0.1 s, then 0.5 s later): a window in which a
     # send decided without waiting for it would go out.
-    stack = _stack(kafka_bootstrap, tmp_path, SMSFLOW_INJECT_REPLY_FAILURES="2")
-    try:
+    with started(kafka_bootstrap, tmp_path, SMSFLOW_INJECT_REPLY_FAILURES="2") as stack:
         yield stack
-    finally:
-        stack.close()
-        assert stack.runner.stop() == 0, stack.runner.log()
 
 
 def test_a_kill_9_in_the_middle_of_a_batch_loses_no_sms_and_repeats_none(crashing: Stack) -> None:

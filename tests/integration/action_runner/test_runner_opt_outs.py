@@ -18,8 +18,6 @@ from schemas.contacts import ContactChange
 from schemas.sms import InboundSms, NumberOptOut, OptOutSource
 from schemas.topics import CONTACT_CHANGES, OPT_OUTS, SMS_INBOUND
 from tests.integration.action_runner.harness import (
-    Producer,
-    RunnerProcess,
     Tail,
     account,
     contact,
@@ -27,8 +25,7 @@ from tests.integration.action_runner.harness import (
     send,
     workflow,
 )
-from tests.integration.action_runner.test_runner_flow import Stack
-from tests.support import fresh_settings
+from tests.integration.action_runner.test_runner_flow import Stack, started
 
 pytestmark = pytest.mark.integration
 
@@ -107,23 +104,15 @@ class OptOutStack(Stack):
 
 @pytest.fixture(scope="module")
 def stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OptOutStack]:
-    settings = fresh_settings(kafka_bootstrap)
-    producer = Producer(settings)
-    producer.definitions(*DOCUMENTS)
-    producer.close()
-    runner = RunnerProcess(
-        settings,
+    with started(
+        kafka_bootstrap,
         Path(tmp_path_factory.mktemp("runner")),
+        OptOutStack,
+        documents=DOCUMENTS,
         SMSFLOW_INJECT_REPLY_FAILURES=str(INJECTED_FAILURES),
         SMSFLOW_CONSENT_BARRIER_TIMEOUT_S=str(BARRIER_TIMEOUT_S),
-    ).start()
-    stack = OptOutStack(settings, runner)
-    try:
+    ) as stack:
         yield stack
-    finally:
-        stack.close()
-        code = runner.stop()
-        assert code == 0, runner.log()
 
 
 class Sends:

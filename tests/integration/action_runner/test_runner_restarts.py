@@ -16,35 +16,23 @@ from schemas.sms import InboundSms
 from schemas.topics import CONTACT_CHANGES, SMS_INBOUND
 from tests.integration.action_runner.harness import (
     SUBSCRIBE,
-    Producer,
-    RunnerProcess,
     command,
     contact,
     send,
 )
-from tests.integration.action_runner.test_runner_flow import DOCUMENTS, Stack
-from tests.support import fresh_settings
+from tests.integration.action_runner.test_runner_flow import Stack, started
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
 def stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    settings = fresh_settings(kafka_bootstrap)
-    producer = Producer(settings)
-    producer.definitions(*DOCUMENTS)
-    producer.close()
-    runner = RunnerProcess(
-        settings,
-        Path(tmp_path_factory.mktemp("runner")),
-        SMSFLOW_ACTION_RUNNER_SESSION_TIMEOUT_S="6",
-    ).start()
-    stack = Stack(settings, runner)
-    try:
+    data = Path(tmp_path_factory.mktemp("runner"))
+    # Killed and restarted on purpose: its exit code says nothing.
+    with started(
+        kafka_bootstrap, data, clean_exit=False, SMSFLOW_ACTION_RUNNER_SESSION_TIMEOUT_S="6"
+    ) as stack:
         yield stack
-    finally:
-        stack.close()
-        runner.stop()
 
 
 def assert_identical_copies(stack: Stack, contact_prefix: str) -> dict[str, int]:
