@@ -213,10 +213,17 @@ async def run(settings: SenderSettings, stop: asyncio.Event) -> int:
     rebuilt.set()
     await loop.run_in_executor(None, definitions.start, 60.0)
 
-    def became_ready() -> None:
+    async def announce_ready() -> None:
+        # Ready means every webhook can be served: replies need the ids already published.
+        await reply_feed.ready.wait()
         ready.set()
         print(f"service_ready sms-sender port={settings.sender_port}", flush=True)
         log.info("service_ready", port=settings.sender_port, api=settings.gateway_api)
+
+    announcing: list[asyncio.Task[None]] = []
+
+    def became_ready() -> None:
+        announcing.append(loop.create_task(announce_ready()))
 
     def submit(jobs: list[Job]) -> None:
         loop.call_soon_threadsafe(dispatcher.submit, jobs)
