@@ -24,6 +24,7 @@ from .partitioning import key_on, on_partition, partition_of
 log = get_logger("services.enroller")
 YIELD_EVERY = 200  # contacts per event-loop turn in long scans
 TIMER_RETRY_S = 1.0  # a timer whose outputs could not be sent fires again this much later
+SETTLING_S = 0.05  # how often to look again while a rebalance or recovery is under way
 
 
 class Upkeep:
@@ -42,16 +43,20 @@ class Upkeep:
         while True:
             await timers.wait(housekeeping_s)
             try:
-                await self.tick(time.time())
+                if not await self.tick(time.time()):
+                    # Overdue timers wait for the rebalance; without this sleep the loop
+                    # would spin on them and starve the rebalance itself.
+                    await asyncio.sleep(SETTLING_S)
             except Exception:  # the loop must keep running; the next turn retries
                 log.exception("timer_failed")
 
-    async def tick(self, now: float) -> None:
-        """Timers, and the bookkeeping a new partition assignment or definition calls for."""
+    async def tick(self, now: float) -> bool:
+        """Timers, and the bookkeeping a new partition assignment or definition calls for;
+        False while a rebalance or the tables' recovery keeps them from running."""
         contacts = self.contacts
         app = self.app
         if app.rebalancing or not app.tables.recovery.completed.is_set():  # type: ignore[attr-defined]
-            return
+            return False
         actives = {
             tp.partition for tp in app.assignor.assigned_actives() if tp.topic == self.changes_topic
         }
@@ -62,6 +67,7 @@ class Upkeep:
         if due:
             await self.fire_all(due, now)
         metrics.TIMERS_PENDING.set(len(contacts.timers))
+        return True
 
     async def fire_all(self, keys: list[str], now: float) -> None:
         """Many contacts' due timers like a batch of records: every contact decided, all

@@ -68,6 +68,10 @@ class TimerQueue:
         self._waking_at = now + longest if due is None else min(now + longest, due)
         delay = self._waking_at - now
         if delay <= 0:
+            # Still a suspension point: a caller looping on overdue timers it cannot fire
+            # yet must not starve the event loop (faust's rebalance runs on it).
+            self._waking_at = math.inf
+            await asyncio.sleep(0)
             return
         self._wake.clear()
         try:

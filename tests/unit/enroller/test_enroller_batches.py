@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import signal
+import time
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
@@ -203,3 +206,39 @@ async def test_due_timers_fire_together_outputs_first(monkeypatch: pytest.Monkey
     assert contacts.outputs.actions.stored_at_send[-2:] == [True, True]  # the old states
     for key in ("acme:1001", "acme:1002"):
         assert (contacts.load(key) or ContactState()).next_due() is None
+
+
+class RebalancingApp:
+    """A faust app in the middle of a rebalance (which runs on the same event loop)."""
+
+    rebalancing = True
+
+
+@pytest.mark.asyncio
+async def test_overdue_timers_do_not_starve_a_rebalance() -> None:
+    _, contacts = make_handler()
+    contacts.timers.schedule("acme:1001", time.time() - 1)  # overdue, cannot fire yet
+    upkeep = Upkeep(app=RebalancingApp(), changes_topic=CHANGES, contacts=contacts)
+    timer_task = asyncio.create_task(upkeep.run(housekeeping_s=30))
+    # A starving task never gives the loop back, so nothing but a signal can end the test.
+    previous = signal.signal(signal.SIGALRM, _starved)
+    signal.alarm(5)
+    try:
+        turns = 0
+        started = time.monotonic()
+        while time.monotonic() - started < 0.3:  # the rebalance's own work gets its turns
+            await asyncio.sleep(0.01)
+            turns += 1
+        assert turns >= 10
+        assert not timer_task.done()
+        assert contacts.timers.next_due() is not None  # still waiting to fire
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+        timer_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await timer_task
+
+
+def _starved(signum: int, frame: object) -> None:
+    raise TimeoutError("the timer task kept the event loop to itself")
