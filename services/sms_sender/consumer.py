@@ -63,7 +63,6 @@ class RequestConsumer:
         self._ready = False
         # Bumped at every assignment: claims name the generation they were made in.
         self.generation = 0
-        self._rewind: dict[int, int] = {}  # partition -> offset to fetch again from
         self._partitions = 0  # of sms-requests, known once the topic's metadata is
         self._stop = threading.Event()
         self._drain_on_stop = True
@@ -105,7 +104,7 @@ class RequestConsumer:
                 batch = consumer.poll(timeout_ms=50)
                 _finish_pending_join(consumer)
                 # Records of a partition fetched again are dropped here: they come again.
-                rewound = self._fetch_released_again(consumer) if self._rewind else set()
+                rewound = self._fetch_released_again(consumer)
                 if self._new:
                     self._sync_new_partitions()
                 # Records of a partition no longer owned are left to its new owner, which
@@ -196,15 +195,20 @@ class RequestConsumer:
         return partition in self._owned
 
     def _fetch_released_again(self, consumer: KafkaConsumer) -> set[int]:
-        rewind, self._rewind = self._rewind, {}
-        for partition, offset in rewind.items():
-            if partition in self._owned:
-                # In-flight requests of it finish into a fresh state: they are fetched
-                # again too, and the ledger turns the repeats into no-ops.
-                self.tracker.forget({partition})
-                consumer.seek(TopicPartition(self.topic, partition), offset)
-                log.info("released_requests_fetched_again", partition=partition, offset=offset)
-        return set(rewind)
+        """Owned partitions with requests released while they were not owned: fetched again
+        from their lowest unfinished offset, since the fetch position is past them.
+
+        Checked at every turn, not only at assignment: a request may be released (its
+        ownership check ran during the revocation) only after the partition came back.
+        Requests still in flight finish into a fresh state and are fetched again too; a
+        repeat waits for the one under way, then finds it settled in the ledger.
+        """
+        points = self.tracker.restart_points(self._owned)
+        for partition, offset in points.items():
+            self.tracker.forget({partition})
+            consumer.seek(TopicPartition(self.topic, partition), offset)
+            log.info("released_requests_fetched_again", partition=partition, offset=offset)
+        return set(points)
 
     def _sync_new_partitions(self) -> None:
         wanted, self._new = self._new, set()
@@ -273,11 +277,7 @@ class RequestConsumer:
         # its pending offsets here too; only partitions really gone are forgotten.
         self.tracker.forget(self._revoked - partitions)
         # A partition that comes back keeps its fetch position, past requests released on
-        # revocation: fetch those again (the ledger makes the others harmless repeats).
-        for partition in partitions & self._revoked:
-            offset = self.tracker.abandoned(partition)
-            if offset is not None:
-                self._rewind[partition] = offset
+        # revocation: the loop fetches those again (_fetch_released_again).
         self.generation += 1
         self._new |= partitions - self._revoked - self._owned
         self._owned, self._revoked = set(partitions), set()

@@ -62,11 +62,17 @@ class OffsetTracker:
         self._in_flight -= 1
         return state
 
-    def abandoned(self, partition: int) -> int | None:
-        """The lowest abandoned offset of ``partition``, if any."""
+    def restart_points(self, partitions: set[int]) -> dict[int, int]:
+        """Partition -> the offset to fetch it again from, for those of ``partitions`` with
+        abandoned requests: the lowest offset not finished, not the lowest abandoned one, so
+        that requests still open below it are fetched again too (once the partition is
+        forgotten their finishes no longer hold the commit back)."""
         with self._lock:
-            state = self._partitions.get(partition)
-            return min(state.abandoned) if state and state.abandoned else None
+            return {
+                p: s.pending[0]
+                for p, s in self._partitions.items()
+                if p in partitions and s.abandoned
+            }
 
     def committable(self) -> dict[int, int]:
         """Partition -> offset to commit, for partitions that moved since the last commit."""

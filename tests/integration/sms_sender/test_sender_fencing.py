@@ -24,14 +24,6 @@ COUNT = 1000
 RATE = "40"  # SMS per second per instance and sender number
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason=(
-        "open defect: now and then one SMS of the 1,000 is not accepted by the deadline while "
-        "the second sender comes and goes (a request released at a rebalance and not fetched "
-        "again is the suspect); no duplicate has been seen"
-    ),
-)
 def test_every_sms_is_accepted_exactly_once_while_a_second_sender_comes_and_goes(
     kafka_bootstrap: str,
 ) -> None:

@@ -50,3 +50,25 @@ def test_finishing_twice_or_unknown_offsets_changes_nothing() -> None:
     tracker.finish(0, 99)
     assert tracker.pending() == 0
     assert tracker.committable() == {0: 2}
+
+
+def test_a_partition_with_a_released_request_restarts_below_every_open_one() -> None:
+    tracker = OffsetTracker()
+    for offset in (20, 21, 22, 23):
+        tracker.add(3, offset)
+    tracker.finish(3, 20)
+    tracker.abandon(3, 22)  # released: its partition was revoked before the call
+    # 21 is still under way: fetching again from 22 and committing past 21 would lose it
+    # if it is released in turn after a later rebalance.
+    assert tracker.restart_points({3}) == {3: 21}
+    assert tracker.restart_points({0, 1}) == {}
+    assert tracker.committable() == {3: 21}  # nothing at or after a released request
+    assert tracker.pending({3}) == 2  # a drain does not wait for the released one
+
+
+def test_no_restart_without_a_released_request() -> None:
+    tracker = OffsetTracker()
+    tracker.add(0, 1)
+    tracker.add(0, 2)
+    tracker.finish(0, 2)
+    assert tracker.restart_points({0}) == {}
