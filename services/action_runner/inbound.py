@@ -27,11 +27,11 @@ from schemas.subscriptions import ConsentSource, SubscriptionStatus
 from schemas.topics import OPT_OUTS, SMS_REQUESTS, SMS_STATUS
 from services.action_runner import keywords
 from services.action_runner.emissions import Effects
-from services.action_runner.idempotency import emission_id, reply_key
 from services.action_runner.internal import CONSENT_COMMANDS, WideConsentCommand
 from services.action_runner.keywords import Keyword
 from services.action_runner.phone_index import NumberEntry
 from services.common.codec import DecodeError, decode
+from services.common.idempotency import emission_id, reply_key
 from services.common.masking import mask_phone
 from services.common.segments import count_segments
 
