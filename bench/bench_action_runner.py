@@ -22,10 +22,10 @@ from schemas.subscriptions import ConsentSource, LegalBasis, SubscriptionChange,
 from schemas.topics import ACTION_RESULTS, ACTIONS, DEFINITIONS
 from services.action_runner import consent
 from services.action_runner.gates import Verdict, decide_send
-from services.action_runner.phones import parse_number
 from services.common.codec import decode, encode
-from services.common.ports import free_port
+from services.common.phones import parse_number
 from services.common.settings import KafkaSettings
+from services.control.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 NOON = datetime(2026, 11, 27, 10, 0, tzinfo=UTC)

@@ -25,10 +25,10 @@ from schemas.sms import SmsStatus, SmsStatusEvent
 from schemas.topics import CONTACT_CHANGES, SMS_STATUS
 from services.common.codec import decode
 from services.common.kafka import make_producer, send_model
-from services.common.ports import free_port
 from services.control.apply import apply_paths
 from services.control.console import quiet_logs
 from services.control.dev import Stack
+from services.control.ports import free_port
 from services.control.stack import StackSettings
 
 COUNT = 300

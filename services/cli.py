@@ -8,8 +8,11 @@ import sys
 # command -> (module:function taking argv, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "dev": ("services.control.dev:main", "run the whole local stack: up | down | status | logs"),
-    "kafka": ("services.common.broker_cli:kafka_main", "local Kafka broker: start | stop | status"),
-    "topics": ("services.common.broker_cli:topics_main", "topics create: create every topic"),
+    "kafka": (
+        "services.control.broker_cli:kafka_main",
+        "local Kafka broker: start | stop | status",
+    ),
+    "topics": ("services.control.broker_cli:topics_main", "topics create: create every topic"),
     "apply": ("services.control.apply:main", "validate and publish definitions (-f PATH)"),
     "emit": ("services.control.emit:main", "publish one contact change"),
     "status": ("services.control.status:main", "show SMS statuses [--follow] [--json]"),

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 import structlog
 
-from services.common.local_kafka import BrokerError, LocalBroker, broker_answers
-from services.common.ports import free_port
 from services.common.settings import KafkaSettings
+from services.control.local_kafka import BrokerError, LocalBroker, broker_answers
+from services.control.ports import free_port
 from tests.support import drop_topics, fresh_settings
 
 KAFKA_TEST_IMAGE = os.environ.get("KAFKA_TEST_IMAGE", "apache/kafka:4.0.2")

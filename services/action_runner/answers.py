@@ -6,7 +6,7 @@ is ``smsflow dead-letters replay``: a command whose answer was a dead letter (e.
 account was not applied yet) runs again when a replay of it arrives, once per replayed dead
 letter. The re-run's answer replaces the stored one, so a second copy of the same replay is
 answered from the table again. Even a re-run can never send an SMS twice: the SMS's
-idempotency key comes from the action's identity (idempotency.py), not from the run.
+idempotency key comes from the action's identity (services/common/idempotency.py), not from the run.
 """
 
 from __future__ import annotations

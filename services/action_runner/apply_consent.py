@@ -11,11 +11,11 @@ from aiokafka.structs import TopicPartition
 from schemas.topics import SUBSCRIPTION_CHANGES
 from services.action_runner.barrier import ConsentBarrier
 from services.action_runner.consent import apply, decide_wide
-from services.action_runner.idempotency import emission_id
 from services.action_runner.internal import CONSENT_COMMANDS, WideConsentCommand
 from services.action_runner.parts import Parts
 from services.action_runner.stores import CONSENT, dump, ledger
 from services.common.codec import decode
+from services.common.idempotency import emission_id
 from services.common.records import Batch, Handled, Handler
 
 

@@ -45,8 +45,8 @@ from services.action_runner.gates import (
     decide_send,
     no_opt_outs,
 )
-from services.action_runner.idempotency import emission_id, sms_key
 from services.action_runner.tracked_links import TrackedLinks
+from services.common.idempotency import emission_id, sms_key
 
 
 class Definitions(Protocol):

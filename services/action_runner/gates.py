@@ -16,19 +16,20 @@ from schemas.contacts import PropertyValue
 from schemas.definitions import Account, Delivery, MessageState, SmsMessage, Workflow
 from schemas.sms import DEFERRED_QUIET_HOURS, Encoding, SkipReason
 from services.action_runner.consent import ConsentRecord, may_send
-from services.action_runner.phones import resolve_recipient
-from services.action_runner.quiet_hours import NoCommonWindow, next_opening, recipient_zones
-from services.action_runner.rendering import (
+from services.common.masking import mask_phone
+from services.common.phones import resolve_recipient
+from services.common.quiet_hours import NoCommonWindow, next_opening, recipient_zones
+from services.common.rendering import (
     RenderBudgetExceeded,
     RenderError,
     render,
     with_opt_out,
 )
-from services.common.masking import mask_phone
 from services.common.segments import count_segments
 
 DEFAULT_MAX_SEGMENTS = 10
-# The body would take more output or work than a contact's data may drive (rendering.py).
+# The body would take more output or work than a contact's data may drive
+# (services/common/rendering.py).
 RENDER_BUDGET_EXCEEDED = "render_budget_exceeded"
 
 # ``opted_out(account_id, e164)``: whether the number itself opted out of the account's SMS.

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from schemas.definitions import Account
+from schemas.envelope import E164_PATTERN
 from schemas.sms import (
     InboundSms,
     NumberOptOut,
@@ -27,15 +28,15 @@ from schemas.subscriptions import ConsentSource, SubscriptionStatus
 from schemas.topics import OPT_OUTS, SMS_REQUESTS, SMS_STATUS
 from services.action_runner import keywords
 from services.action_runner.emissions import Effects
-from services.action_runner.idempotency import emission_id, reply_key
 from services.action_runner.internal import CONSENT_COMMANDS, WideConsentCommand
 from services.action_runner.keywords import Keyword
 from services.action_runner.phone_index import NumberEntry
 from services.common.codec import DecodeError, decode
+from services.common.idempotency import emission_id, reply_key
 from services.common.masking import mask_phone
 from services.common.segments import count_segments
 
-E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+E164_NUMBER = re.compile(E164_PATTERN)
 NO_CONTACT = "unknown"  # the contact id of a reply to a number no contact has
 
 
@@ -188,7 +189,7 @@ def _reply(
     key = reply_key(event.account_id, inbound_id(event), keyword.value)
     contact_id = entry.contacts[0] if entry.contacts else NO_CONTACT
     count = count_segments(text)
-    sender = event.to if E164.match(event.to) else account.spec.sender
+    sender = event.to if E164_NUMBER.match(event.to) else account.spec.sender
     masked = mask_phone(event.from_)
     message_id = f"keyword-{keyword.value}"
     handled.effects.emit(

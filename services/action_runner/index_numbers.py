@@ -11,7 +11,6 @@ from typing import Any
 
 from schemas.contacts import ContactChange
 from services.action_runner.emissions import Emission, emit_all
-from services.action_runner.idempotency import emission_id
 from services.action_runner.internal import (
     CONSENT_COMMANDS,
     PHONE_INDEX,
@@ -28,10 +27,11 @@ from services.action_runner.phone_index import (
     reindex_commands,
     touches_numbers,
 )
-from services.action_runner.phones import normalize
 from services.action_runner.stores import CONTACT_NUMBERS, NUMBERS, dump
 from services.common.codec import decode
+from services.common.idempotency import emission_id
 from services.common.logging import get_logger
+from services.common.phones import normalize
 from services.common.records import Batch, Handled, Handler
 
 log = get_logger(__name__)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from schemas.envelope import Id, contact_key
+from schemas.envelope import E164_PATTERN, Id, contact_key
 from schemas.subscriptions import ConsentSource, SubscriptionStatus
 
 # Contact changes re-keyed by number: keeps the number -> contacts index.
@@ -29,7 +29,7 @@ class PhoneIndexUpdate(_Internal):
     """Contact ``contact_id`` has (``present``) or no longer has number ``phone``."""
 
     account_id: Id
-    phone: str = Field(pattern=r"^\+[1-9]\d{6,14}$")
+    phone: str = Field(pattern=E164_PATTERN)
     contact_id: Id
     present: bool
 

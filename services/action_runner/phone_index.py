@@ -20,8 +20,8 @@ from pydantic import BaseModel, ConfigDict
 
 from schemas.contacts import ContactChange, PropertyValue
 from schemas.subscriptions import ConsentSource, SubscriptionStatus
-from services.action_runner.idempotency import emission_id
 from services.action_runner.internal import ContactReindex, PhoneIndexUpdate, WideConsentCommand
+from services.common.idempotency import emission_id
 from services.common.masking import mask_phone
 
 PHONE_PROPERTIES = ("mobilephone", "phone")

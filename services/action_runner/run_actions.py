@@ -38,12 +38,12 @@ from services.action_runner.frequency import SentLog
 from services.action_runner.internal import CONSENT_COMMANDS
 from services.action_runner.metrics import reason_label
 from services.action_runner.parts import Parts
-from services.action_runner.phones import resolve_recipient
 from services.action_runner.stores import ANSWERED, CONSENT, SENT_SMS, dump, ledger
 from services.common.codec import decode
 from services.common.dead_letters import REPLAYED_FROM_HEADER, header_value
 from services.common.errors import TransientError
 from services.common.number_opt_outs import partition_of
+from services.common.phones import resolve_recipient
 from services.common.records import Batch, Handled, Handler
 
 OptOutsCurrent = Callable[[], Awaitable[bool]]

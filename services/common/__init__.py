@@ -1,1 +1,2 @@
-"""Runtime glue shared by the services: settings, logging, Kafka helpers, codecs."""
+"""Code shared by the services: settings, logging, Kafka helpers, codecs, and the pure rules
+more than one service applies (phones, quiet hours, rendering, deterministic ids)."""

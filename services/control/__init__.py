@@ -1,1 +1,1 @@
-"""Commands for people: the local stack, apply, emit, status and the demo."""
+"""Commands for people: the local broker, the local stack, apply, emit, status and the demo."""

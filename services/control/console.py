@@ -7,9 +7,9 @@ import logging
 import sys
 from collections.abc import Callable
 
-from services.common.local_kafka import broker_answers, port_open
 from services.common.logging import configure_logging
 from services.common.settings import KafkaSettings
+from services.control.local_kafka import broker_answers, port_open
 
 OK, INVALID, USAGE, UNREACHABLE = 0, 1, 2, 3
 

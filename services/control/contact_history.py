@@ -29,10 +29,10 @@ from schemas.topics import (
     SMS_STATUS,
     SUBSCRIPTION_CHANGES,
 )
-from services.action_runner.phones import normalize
 from services.common.catalog import Catalog
 from services.common.codec import DecodeError
 from services.common.masking import mask_phone
+from services.common.phones import normalize
 from services.common.settings import KafkaSettings
 from services.control.topic_reader import Record, decode_event, read_topics
 

@@ -27,7 +27,6 @@ from typing import TextIO
 from kafka.errors import KafkaError
 
 from services.common.kafka import create_topics
-from services.common.local_kafka import BrokerError, LocalBroker, port_open
 from services.control.console import (
     BrokerUnreachable,
     Usage,
@@ -36,6 +35,7 @@ from services.control.console import (
     require_broker,
 )
 from services.control.dev_secret import dev_webhook_secret
+from services.control.local_kafka import BrokerError, LocalBroker, port_open
 from services.control.processes import ProcessTable
 from services.control.stack import HOST, Component, StackSettings, child_environment, components
 

@@ -21,8 +21,8 @@ from schemas.contacts import PropertyValue
 from schemas.definitions import Filter, Workflow
 from schemas.sms import FINAL_STATUSES, SmsStatusEvent
 from schemas.subscriptions import SubscriptionStatus
-from services.action_runner.phones import normalize
 from services.common.masking import mask_phone, mask_phones_in
+from services.common.phones import normalize
 from services.common.settings import KafkaSettings
 from services.control.consent_history import consent_rows
 from services.control.console import OK, require_broker, run_command

@@ -271,7 +271,7 @@ _TEMPLATES = SandboxedEnvironment(autoescape=False)
 def body_syntax_error(body: str) -> str | None:
     """Render the body as the action runner will, for a contact with no properties."""
     try:
-        from services.action_runner.rendering import RenderError, render
+        from services.common.rendering import RenderError, render
     except ImportError:  # the action runner is not installed alongside: compile only
         try:
             _TEMPLATES.from_string(body)

@@ -31,9 +31,9 @@ from schemas.enrollment import (
     step_of,
 )
 from schemas.sms import DEFERRED_SENDING_WINDOW, SmsStatus, SmsStatusEvent
-from services.action_runner.idempotency import sms_key
-from services.action_runner.phones import parse_number, raw_recipient
+from services.common.idempotency import sms_key
 from services.common.masking import mask_phone
+from services.common.phones import parse_number, raw_recipient
 
 from . import rules
 from .delays import delay_end

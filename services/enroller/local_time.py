@@ -1,6 +1,6 @@
 """Sending windows and day/time delays in the recipient's local time. Pure: ``now`` comes in.
 
-The recipient's zones follow the quiet-hours rules (``services.action_runner.quiet_hours``):
+The recipient's zones follow the quiet-hours rules (``services.common.quiet_hours``):
 the contact's ``hs_timezone``, else the zones of its phone number, else the account's
 zone. When a number spans several zones, a window counts as open only at instants open in
 all of them, and "Monday 09:00" is the first instant at which it is Monday 09:00 or later
@@ -16,8 +16,8 @@ from zoneinfo import ZoneInfo
 
 from schemas.contacts import PropertyValue
 from schemas.definitions import DelayUntil, SendingWindow
-from services.action_runner.phones import parse_number, raw_recipient
-from services.action_runner.quiet_hours import first_instant_at, recipient_zones
+from services.common.phones import parse_number, raw_recipient
+from services.common.quiet_hours import first_instant_at, recipient_zones
 
 WEEK = timedelta(days=7)
 # The zones of one number are less than a day apart; any wider set has no common window.

@@ -7,8 +7,10 @@ from collections.abc import Container
 from dataclasses import dataclass
 from typing import Any
 
+from schemas.envelope import E164_PATTERN
+
 MAX_BODY_CHARS = 1600
-E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+E164_NUMBER = re.compile(E164_PATTERN)
 
 
 @dataclass(frozen=True)
@@ -53,7 +55,7 @@ def check_message(
         return ApiError(400, 21603, "from_missing", "A 'From' phone number is required.")
     if not isinstance(body, str) or not body:
         return ApiError(400, 21602, "body_missing", "Message body is required.")
-    if E164.fullmatch(to) is None:
+    if E164_NUMBER.fullmatch(to) is None:
         return ApiError(
             400, 21211, "invalid_to_number", f"The 'To' number {to} is not a valid phone number."
         )

@@ -16,8 +16,8 @@ import uuid
 from collections.abc import Mapping
 from pathlib import Path
 
-from services.common.ports import free_port
 from services.control.dev_secret import dev_webhook_secret
+from services.control.ports import free_port
 from services.control.processes import ProcessTable
 from services.control.stack import StackSettings, components
 from tests.e2e.stack import SERVICES as LOGGED

@@ -17,8 +17,8 @@ from typing import Any
 from schemas.sms import SmsStatusEvent
 from schemas.subscriptions import SubscriptionChange
 from schemas.topics import SMS_STATUS, SUBSCRIPTION_CHANGES
-from services.common.ports import free_port
 from services.common.settings import KafkaSettings
+from services.control.ports import free_port
 from services.control.status_table import LatestStatuses
 from tests.support import read_models
 

@@ -23,7 +23,7 @@ from kafka import KafkaProducer
 from schemas.contacts import ContactChange
 from schemas.topics import CONTACT_CHANGES
 from services.common.kafka import make_producer, send_model
-from services.common.local_kafka import LocalBroker
+from services.control.local_kafka import LocalBroker
 from services.control.processes import alive
 from tests.e2e.definitions import account
 from tests.e2e.stack import SERVICES, Stack, stack_environment

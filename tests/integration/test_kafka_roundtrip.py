@@ -17,7 +17,6 @@ from schemas.topics import (
     SUBSCRIPTION_CHANGES,
     by_name,
 )
-from services.common.broker_cli import topics_main
 from services.common.codec import decode
 from services.common.kafka import (
     TopicLayoutError,
@@ -27,6 +26,7 @@ from services.common.kafka import (
     make_admin,
 )
 from services.common.settings import KafkaSettings
+from services.control.broker_cli import topics_main
 from tests.samples import samples
 from tests.support import produce, read_all
 

@@ -21,8 +21,8 @@ from schemas.enrollment import action_id, enrollment_id
 from schemas.topics import ACTIONS, DEFINITIONS, TopicSpec
 from services.common.codec import decode
 from services.common.kafka import make_producer, send_model
-from services.common.ports import free_port
 from services.common.settings import KafkaSettings
+from services.control.ports import free_port
 
 M = TypeVar("M", bound=BaseModel)
 # The runner refuses the published default outside local development.

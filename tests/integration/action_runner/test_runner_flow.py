@@ -30,8 +30,8 @@ from schemas.topics import (
     SMS_STATUS,
     SUBSCRIPTION_CHANGES,
 )
-from services.action_runner.idempotency import sms_key
 from services.action_runner.internal import WideConsentCommand
+from services.common.idempotency import sms_key
 from services.common.links import link_code
 from services.common.settings import KafkaSettings
 from tests.integration.action_runner.harness import (

@@ -12,8 +12,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from services.common.ports import free_port
 from services.common.settings import KafkaSettings
+from services.control.ports import free_port
 from tests.support import stop_process
 
 

@@ -20,8 +20,8 @@ from schemas.contacts import ContactChange
 from schemas.definitions import DefinitionApplied
 from schemas.topics import ACTION_RESULTS, CONTACT_CHANGES, DEFINITIONS, TopicSpec
 from services.common.codec import decode
-from services.common.ports import free_port
 from services.common.settings import KafkaSettings
+from services.control.ports import free_port
 from tests.support import produce
 
 M = TypeVar("M", bound=BaseModel)

@@ -18,8 +18,8 @@ from typing import Any
 
 from schemas.definitions import DefinitionApplied
 from schemas.topics import DEFINITIONS
-from services.common.ports import free_port
 from services.common.settings import KafkaSettings
+from services.control.ports import free_port
 from tests.support import produce, stop_process
 
 REPO = Path(__file__).resolve().parents[3]

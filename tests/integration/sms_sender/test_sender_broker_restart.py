@@ -9,8 +9,8 @@ from collections import Counter
 import pytest
 
 from schemas.topics import SMS_REQUESTS
-from services.common.local_kafka import LocalBroker
-from services.common.ports import free_port
+from services.control.local_kafka import LocalBroker
+from services.control.ports import free_port
 from tests.integration.sms_sender.processes import Sender, Simulator, publish_definitions
 from tests.integration.sms_sender.traffic import make_requests
 from tests.samples import design_documents

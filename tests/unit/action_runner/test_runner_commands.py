@@ -16,8 +16,8 @@ from services.action_runner.commands import (
     handle_command,
     invalid_command_result,
 )
-from services.action_runner.idempotency import sms_key
 from services.common.codec import encode
+from services.common.idempotency import sms_key
 from tests.unit.action_runner.defs import (
     NIGHT,
     NOON,

@@ -11,7 +11,7 @@ from schemas.definitions import FrequencyCap
 from schemas.sms import SmsStatus, SmsStatusEvent
 from services.action_runner.commands import handle_command
 from services.action_runner.frequency import KEEP_DAYS, SentLog, SentSms, is_capped, record
-from services.action_runner.idempotency import sms_key
+from services.common.idempotency import sms_key
 from tests.unit.action_runner.defs import NIGHT, NOON, SUBSCRIBED, Defs, account, command
 
 CAP = FrequencyCap(max_messages=3, per_days=7)

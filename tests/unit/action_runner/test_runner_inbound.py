@@ -22,7 +22,7 @@ from services.action_runner.phone_index import (
     reindex_commands,
     touches_numbers,
 )
-from services.action_runner.phones import normalize
+from services.common.phones import normalize
 from tests.unit.action_runner.defs import NOON, account
 
 NUMBER = "+358401234567"

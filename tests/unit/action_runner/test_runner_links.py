@@ -7,10 +7,10 @@ import pytest
 from schemas.actions import ActionOutcome
 from schemas.sms import SmsRequest
 from services.action_runner.commands import Handled, handle_command
-from services.action_runner.idempotency import sms_key
-from services.action_runner.rendering import render
 from services.action_runner.tracked_links import TrackedLinks
+from services.common.idempotency import sms_key
 from services.common.links import link_code
+from services.common.rendering import render
 from tests.unit.action_runner.defs import NOON, SUBSCRIBED, Defs, account, command, message
 
 SECRET = b"test-link-secret"

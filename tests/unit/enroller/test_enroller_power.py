@@ -9,7 +9,7 @@ from schemas.actions import ActionOutcome
 from schemas.contacts import ContactChange
 from schemas.definitions import DefinitionApplied
 from schemas.sms import SmsStatus
-from services.action_runner.idempotency import sms_key
+from services.common.idempotency import sms_key
 from services.enroller.state import Status
 from tests.unit.enroller.builders import change, definitions, result, workflow
 from tests.unit.enroller.harness import T0, Harness

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from schemas.definitions import QuietHours
-from services.action_runner.quiet_hours import (
+from services.common.quiet_hours import (
     NoCommonWindow,
     first_instant_at,
     is_quiet,

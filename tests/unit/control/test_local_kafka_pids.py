@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from services.common.local_kafka import LocalBroker, runs_broker
+from services.control.local_kafka import LocalBroker, runs_broker
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Deterministic names for what the runner emits: derived from the business action, never
+"""Deterministic names for what the action runner emits: derived from the business action, never
 from time or randomness, so a replayed or re-sent command yields the same ones."""
 
 from __future__ import annotations

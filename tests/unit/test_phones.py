@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.action_runner.phones import normalize, raw_recipient, resolve_recipient
+from services.common.phones import normalize, raw_recipient, resolve_recipient
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.action_runner.rendering import (
+from services.common.rendering import (
     RenderBudgetExceeded,
     RenderError,
     render,

@@ -6,7 +6,7 @@ import hashlib
 
 from schemas.actions import ActionCommand
 from schemas.definitions import SendSms
-from services.action_runner.idempotency import emission_id, reply_key, sms_key
+from services.common.idempotency import emission_id, reply_key, sms_key
 
 
 def test_sms_key_is_derived_from_account_workflow_enrollment_and_action_id() -> None:

@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from services.common.local_kafka import BrokerError, LocalBroker, broker_answers
+from services.control.local_kafka import BrokerError, LocalBroker, broker_answers
 
 
 def state_dir() -> Path:
