@@ -213,12 +213,14 @@ def _send_outcome(
     handled = _finish(
         command, now, outcome, decision.reason, retry_at=decision.until, emit_result=False
     )
+    # The status first: outputs are produced in order without awaiting each, so ``queued``
+    # is appended no later than the request, never after the sender's ``sent`` for it.
+    handled.effects.emit(SMS_STATUS, _status(command, action, decision, key, status, now))
     if decision.verdict is Verdict.SEND and account is not None:
         codes = links.codes if links is not None else None
         request = _request(command, action, decision, key, account, now, codes)
         handled.effects.emit(SMS_REQUESTS, request)
         handled.sent = record(sent, key, now, account.spec.frequency_cap)
-    handled.effects.emit(SMS_STATUS, _status(command, action, decision, key, status, now))
     handled.effects.emit(ACTION_RESULTS, handled.result)
     return handled
 

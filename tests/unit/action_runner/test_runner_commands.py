@@ -37,10 +37,11 @@ def topics(handled: Handled) -> list[str]:
     ]
 
 
-def test_send_emits_request_queued_status_and_done_result() -> None:
+def test_send_emits_queued_status_then_request_then_done_result() -> None:
     handled = handle_command(command(), Defs(), SUBSCRIBED, NOON)
-    assert topics(handled) == ["sms-requests", "sms-status", "action-results"]
-    request, status, result = (e.event for e in handled.effects.emissions)
+    # queued before the request: the sender's statuses for it can only come after
+    assert topics(handled) == ["sms-status", "sms-requests", "action-results"]
+    status, request, result = (e.event for e in handled.effects.emissions)
     assert isinstance(request, SmsRequest)
     assert isinstance(status, SmsStatusEvent)
     key = sms_key("acme", "welcome-flow", "acme/welcome-flow/1001/1", 3)
@@ -89,7 +90,7 @@ def test_quiet_hours_defer_with_retry_at_and_the_resend_uses_the_same_key() -> N
     assert first.result.retry_at == status.deferred_until
     # The enroller re-sends the same command (attempt 2) at retry_at: every gate again.
     again = handle_command(command(attempt=2), Defs(), SUBSCRIBED, status.deferred_until)
-    request = again.effects.emissions[0].event
+    request = again.effects.emissions[1].event  # after its queued status
     assert isinstance(request, SmsRequest)
     assert request.idempotency_key == status.idempotency_key
     assert again.result.event_id != first.result.event_id
