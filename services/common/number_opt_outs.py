@@ -26,7 +26,7 @@ class NumberOptOuts:
         # Keys whose latest record could not be read: treated as opted out (fail closed).
         self._unreadable: set[str] = set()
         self.view = CompactedView(topic, client_options, NumberOptOut, self.apply)
-        self.loaded = self.view.loaded  # set once the view has read to the end once
+        self.loaded = self.view.loaded  # set once read to the end offsets of its start
 
     def get(self, account_id: str, number: str) -> NumberOptOut | None:
         return self._latest.get(number_key(account_id, number))
