@@ -1,5 +1,5 @@
 """The numbers each account may no longer send to, from the compacted ``opt-outs`` topic
-(key ``{account_id}:{E.164}``, the latest record wins). Pure; fed by a ``TopicFeed``.
+(key ``{account_id}:{E.164}``, the latest record wins). Pure; fed by a ``CompactedView``.
 """
 
 from __future__ import annotations

@@ -24,6 +24,7 @@ from collections.abc import Awaitable, Callable
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from schemas.topics import OPT_OUTS, SMS_INBOUND
+from services.common.compacted_view import reached
 from services.common.logging import get_logger
 from services.common.settings import KafkaSettings
 from services.sms_sender.async_kafka import make_reader
@@ -164,13 +165,6 @@ class ReplyIdFeed:
                     provider_id = published_id(record.value)
                     if provider_id:
                         self.ids.add(provider_id)
-            if not self.ready.is_set() and await _reached(consumer, ends):
+            if not self.ready.is_set() and await reached(consumer, ends):
                 self.ready.set()
                 log.info("reply_ids_rebuilt", ids=len(self.ids))
-
-
-async def _reached(consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int]) -> bool:
-    for tp, end in ends.items():
-        if await consumer.position(tp) < end:
-            return False
-    return True
