@@ -1,7 +1,9 @@
 """The table ``answered-actions``: which commands were answered, and which run again.
 
 A command is run once per ``action_id`` and attempt: a copy (a redelivery, the enroller
-re-sending after a restart) is answered from the table and runs nothing. The one exception
+re-sending after a restart) runs nothing and is answered again with the stored result (same
+event id), since the enroller may have lost its record of the first answer with the state
+a crash kept it from writing. The one exception
 is ``smsflow dead-letters replay``: a command whose answer was a dead letter (e.g. its
 account was not applied yet) runs again when a replay of it arrives, once per replayed dead
 letter. The re-run's answer replaces the stored one, so a second copy of the same replay is
@@ -27,7 +29,14 @@ def answer(
         "event_id": result.event_id,
         "dead_lettered": dead_lettered,
         "replayed_from": replayed_from,
+        "result": result.model_dump(mode="json", by_alias=True),
     }
+
+
+def stored_result(prior: Mapping[str, Any]) -> ActionResult | None:
+    """The result a command was answered with (None for answers stored before it was kept)."""
+    stored = prior.get("result")
+    return None if stored is None else ActionResult.model_validate(stored)
 
 
 def runs(prior: Mapping[str, Any] | None, attempt: int, replayed_from: str | None) -> bool:

@@ -33,7 +33,7 @@ from services.action_runner.commands import (
     Handled as CommandHandled,
 )
 from services.action_runner.consent import apply
-from services.action_runner.emissions import emit_all
+from services.action_runner.emissions import Emission, emit_all
 from services.action_runner.frequency import SentLog
 from services.action_runner.internal import CONSENT_COMMANDS
 from services.action_runner.metrics import reason_label
@@ -154,6 +154,9 @@ class RunActions(Handler):
         replayed_from = header_value(record.headers, REPLAYED_FROM_HEADER)
         if prior is not None and not answers.runs(prior, command.attempt, replayed_from):
             metrics.replays.inc()
+            again = answers.stored_result(prior)
+            if again is not None:
+                emit_all(batch, self.parts.topic, [Emission.of(ACTION_RESULTS, again)])
             return Handled("action_replayed", {**fields, "outcome": prior.get("outcome")})
         if prior is not None:  # a replayed dead letter: its cause may be fixed now
             fields["rerun_of"] = replayed_from

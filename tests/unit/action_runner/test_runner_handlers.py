@@ -92,7 +92,9 @@ async def test_a_send_decided_after_a_subscription_in_the_same_batch_sees_it() -
     assert [(r["action_id"], r["outcome"]) for r in results] == [
         (subscribe.action_id, "done"),
         (send.action_id, "done"),
+        (send.action_id, "done"),  # the copy runs nothing and is answered again
     ]
+    assert results[2] == results[1]  # the same result, event id included
     [request] = runner.on("u.sms-requests")
     assert request["to"] == NUMBER
     memory = runner.memory
@@ -108,6 +110,18 @@ async def test_a_send_decided_after_a_subscription_in_the_same_batch_sees_it() -
     last_output = max(i for i, t in enumerate(topics) if not t.endswith("-state"))
     assert all(t.endswith("-state") for t in topics[last_output + 1 :])
     assert not any(t.endswith("-state") for t in topics[: last_output + 1])
+
+
+@pytest.mark.asyncio
+async def test_a_command_sent_again_later_is_answered_again_and_runs_nothing() -> None:
+    # The enroller re-sends a command when a crash kept it from storing that it had sent
+    # it; the first answer then found nothing pending, so only a second answer ends the step.
+    runner = Runner()
+    subscribe, send = command(SUBSCRIBE, step=0), command()
+    first = await runner.actions(subscribe, send)
+    again = await runner.actions(send)
+    assert again[len(first) :] == [first[-1]]
+    assert len(runner.on("u.sms-requests")) == 1
 
 
 @pytest.mark.asyncio
