@@ -197,7 +197,7 @@ def test_subscribe_then_send_produces_exactly_one_request(stack: Stack) -> None:
     assert written[0].source == "workflow:welcome-flow"
 
 
-def test_a_replayed_command_emits_nothing_new(stack: Stack) -> None:
+def test_a_replayed_command_is_answered_again_and_sends_nothing_new(stack: Stack) -> None:
     stack.subscribe("c-replay")
     first = send("c-replay")
     stack.run(first)
@@ -207,7 +207,9 @@ def test_a_replayed_command_emits_nothing_new(stack: Stack) -> None:
     assert marker.outcome is ActionOutcome.SKIPPED
     assert len(stack.requests_for("c-replay")) == 1
     results = [r for r in stack.results.poll() if r.action_id == first.action_id]
-    assert len(results) == 1
+    # The copy is answered with the stored result, event id and all: consumers see a repeat.
+    assert len(results) == 2
+    assert results[1] == results[0]
     assert "smsflow_action_runner_replayed_actions_total 1.0" in stack.runner.metrics()
 
 
