@@ -39,7 +39,6 @@ from tests.integration.action_runner.harness import (
     SUBSCRIBE,
     Producer,
     RunnerProcess,
-    Tail,
     account,
     command,
     contact,
@@ -48,6 +47,7 @@ from tests.integration.action_runner.harness import (
     workflow,
 )
 from tests.support import fresh_settings
+from tests.tail import Tail
 
 pytestmark = pytest.mark.integration
 

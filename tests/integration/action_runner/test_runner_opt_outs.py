@@ -18,7 +18,6 @@ from schemas.contacts import ContactChange
 from schemas.sms import InboundSms, NumberOptOut, OptOutSource
 from schemas.topics import CONTACT_CHANGES, OPT_OUTS, SMS_INBOUND
 from tests.integration.action_runner.harness import (
-    Tail,
     account,
     contact,
     message,
@@ -26,6 +25,7 @@ from tests.integration.action_runner.harness import (
     workflow,
 )
 from tests.integration.action_runner.test_runner_flow import Stack, started
+from tests.tail import Tail
 
 pytestmark = pytest.mark.integration
 

@@ -30,13 +30,13 @@ from tests.integration.enroller.documents import (
 )
 from tests.integration.enroller.process import (
     EnrollerProcess,
-    Tail,
     answer,
     emit,
     publish_definitions,
     publish_revision,
 )
 from tests.support import fresh_settings, produce
+from tests.tail import Tail
 
 pytestmark = pytest.mark.integration
 

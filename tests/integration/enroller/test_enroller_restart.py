@@ -23,12 +23,12 @@ from tests.integration.enroller.documents import (
 )
 from tests.integration.enroller.process import (
     EnrollerProcess,
-    Tail,
     answer,
     emit,
     publish_definitions,
 )
 from tests.support import fresh_settings
+from tests.tail import Tail
 
 pytestmark = pytest.mark.integration
 
