@@ -13,7 +13,7 @@ import time
 import urllib.request
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, ClassVar, Self
 
 from services.common.settings import KafkaSettings
 from services.control.ports import free_port
@@ -25,43 +25,42 @@ ROOT = Path(__file__).resolve().parents[1]
 class ServiceProcess:
     """One service, started (and restarted) with the same environment, port and log folder.
 
-    The environment holds no ``SMSFLOW_`` variable of the one running the tests: only the
-    broker and topic prefix of ``settings``, the port, the data dir and ``env``.
+    A subclass names the ``module``, the ``port_variable`` that tells it its port, and the
+    ``base_env`` it always runs with. The environment holds no ``SMSFLOW_`` variable of the
+    one running the tests: only the broker and topic prefix of ``settings``, the port, the
+    data dir, ``base_env`` and ``env``.
     """
 
-    health_path = "/healthz"
+    module: ClassVar[str]
+    name: ClassVar[str]
+    port_variable: ClassVar[str | None] = None
+    base_env: ClassVar[Mapping[str, str]] = {}
+    health_path: ClassVar[str] = "/healthz"
 
     def __init__(
         self,
-        module: str,
-        *,
-        name: str,
         settings: KafkaSettings | None = None,
-        port_variable: str | None = None,
-        port: int | None = None,
         data_dir: Path | None = None,
+        *,
+        port: int | None = None,
         args: Sequence[str] = (),
-        env: Mapping[str, str] | None = None,
+        **env: str,
     ) -> None:
-        self.module = module
-        self.name = name
         self.settings = settings
         self.port = free_port() if port is None else port
         self.url = f"http://127.0.0.1:{self.port}"
         self.data_dir = data_dir
-        self.log_dir = data_dir or Path(tempfile.mkdtemp(prefix=f"{name}-"))
+        self.log_dir = data_dir or Path(tempfile.mkdtemp(prefix=f"{self.name}-"))
         self.args = list(args)
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("SMSFLOW_")}
         if settings is not None:
-            self.env |= {
-                "SMSFLOW_KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
-                "SMSFLOW_TOPIC_PREFIX": settings.topic_prefix,
-            }
-        if port_variable is not None:
-            self.env[port_variable] = str(self.port)
+            self.env["SMSFLOW_KAFKA_BOOTSTRAP_SERVERS"] = settings.kafka_bootstrap_servers
+            self.env["SMSFLOW_TOPIC_PREFIX"] = settings.topic_prefix
+        if self.port_variable is not None:
+            self.env[self.port_variable] = str(self.port)
         if data_dir is not None:
             self.env["SMSFLOW_DATA_DIR"] = str(data_dir)
-        self.env |= env or {}
+        self.env |= {**self.base_env, **env}
         self.process: subprocess.Popen[bytes] | None = None
         self.starts = 0
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from schemas.actions import ActionCommand, ActionResult
@@ -20,15 +19,10 @@ LINK_SECRET = "link-secret-of-the-tests-0123456789"
 class RunnerProcess(ServiceProcess):
     """``python -m services.action_runner`` with this test's topic prefix and data dir."""
 
-    def __init__(self, settings: KafkaSettings, data_dir: Path, **env: str) -> None:
-        super().__init__(
-            "services.action_runner",
-            name="runner",
-            settings=settings,
-            port_variable="SMSFLOW_ACTION_RUNNER_PORT",
-            data_dir=data_dir,
-            env={"SMSFLOW_LINK_SECRET": LINK_SECRET, **env},
-        )
+    module = "services.action_runner"
+    name = "runner"
+    port_variable = "SMSFLOW_ACTION_RUNNER_PORT"
+    base_env = {"SMSFLOW_LINK_SECRET": LINK_SECRET}
 
     def metrics(self) -> str:
         return self.read("/metrics", timeout_s=5)

@@ -20,13 +20,9 @@ def get_json(url: str) -> Any:
 class DashboardProcess(ServiceProcess):
     """Ready once it has read the topics to their end, not merely once it serves."""
 
-    def __init__(self, settings: KafkaSettings) -> None:
-        super().__init__(
-            "services.control.dashboard",
-            name="dashboard",
-            settings=settings,
-            port_variable="SMSFLOW_DASHBOARD_PORT",
-        )
+    module = "services.control.dashboard"
+    name = "dashboard"
+    port_variable = "SMSFLOW_DASHBOARD_PORT"
 
     def ready(self, health: bytes) -> bool:
         return bool(json.loads(health)["caught_up"])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from schemas.actions import ActionCommand, ActionOutcome, ActionResult
@@ -17,19 +16,10 @@ from tests.support import produce
 class EnrollerProcess(ServiceProcess):
     """``python -m services.enroller`` with this test's topic prefix and data dir."""
 
-    def __init__(self, settings: KafkaSettings, data_dir: Path, **env: str) -> None:
-        super().__init__(
-            "services.enroller",
-            name="enroller",
-            settings=settings,
-            port_variable="SMSFLOW_ENROLLER_PORT",
-            data_dir=data_dir,
-            env={
-                "SMSFLOW_ENROLLER_HOST": "127.0.0.1",
-                "SMSFLOW_ENROLLER_TIMER_INTERVAL_S": "0.2",
-                **env,
-            },
-        )
+    module = "services.enroller"
+    name = "enroller"
+    port_variable = "SMSFLOW_ENROLLER_PORT"
+    base_env = {"SMSFLOW_ENROLLER_HOST": "127.0.0.1", "SMSFLOW_ENROLLER_TIMER_INTERVAL_S": "0.2"}
 
     def get(self, path: str) -> str:
         return self.read(path, timeout_s=2)

@@ -37,6 +37,9 @@ FAST_SENDER = {
 class Simulator(ServiceProcess):
     """The gateway simulator, started at once, calling the sender at ``sender_port`` back."""
 
+    module = "services.gateway_sim"
+    name = "gateway-sim"
+    base_env = WEBHOOK_SECRETS
     health_path = "/_sim/health"
 
     def __init__(self, api: str, sender_port: int, **flags: Any) -> None:
@@ -45,9 +48,7 @@ class Simulator(ServiceProcess):
         args += ["--inbound-webhook", f"http://127.0.0.1:{sender_port}/webhooks/inbound"]
         for name, value in flags.items():
             args += [f"--{name.replace('_', '-')}", str(value)]
-        super().__init__(
-            "services.gateway_sim", name="gateway-sim", port=port, args=args, env=WEBHOOK_SECRETS
-        )
+        super().__init__(port=port, args=args)
         self.start(timeout_s=20)
 
     def get(self, path: str) -> Any:
@@ -68,25 +69,21 @@ class Simulator(ServiceProcess):
 class Sender(ServiceProcess):
     """The sender on ``port``, calling ``sim`` with ``api``; short timeouts and backoffs."""
 
+    module = "services.sms_sender"
+    name = "sms-sender"
+    port_variable = "SMSFLOW_SENDER_PORT"
+    base_env = {**WEBHOOK_SECRETS, **FAST_SENDER}
+
     def __init__(
         self, settings: KafkaSettings, sim: Simulator, api: str, port: int, **env: str
     ) -> None:
-        super().__init__(
-            "services.sms_sender",
-            name="sms-sender",
-            settings=settings,
-            port_variable="SMSFLOW_SENDER_PORT",
-            port=port,
-            env={
-                "SMSFLOW_PARTITIONS": str(settings.partitions),
-                "SMSFLOW_GATEWAY_URL": sim.url,
-                "SMSFLOW_GATEWAY_API": api,
-                "SMSFLOW_SENDER_PUBLIC_URL": f"http://127.0.0.1:{port}",
-                **WEBHOOK_SECRETS,
-                **FAST_SENDER,
-                **env,
-            },
-        )
+        wiring = {
+            "SMSFLOW_PARTITIONS": str(settings.partitions),
+            "SMSFLOW_GATEWAY_URL": sim.url,
+            "SMSFLOW_GATEWAY_API": api,
+            "SMSFLOW_SENDER_PUBLIC_URL": f"http://127.0.0.1:{port}",
+        }
+        super().__init__(settings, None, port=port, **{**wiring, **env})
 
     @property
     def log(self) -> Path:
