@@ -58,61 +58,6 @@ class Producer:
         self.producer.close()
 
 
-def account(account_id: str = "acme", **spec: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": "smsflow/v1",
-        "kind": "Account",
-        "metadata": {"id": account_id},
-        "spec": {
-            "sms_access": True,
-            "sender": "+358451234567",
-            "default_region": "FI",
-            "time_zone": "Europe/Helsinki",
-            "quiet_hours": None,
-            "subscription_types": [{"id": "sms-marketing", "name": "Marketing SMS"}],
-            "opt_out_text": "Reply STOP to opt out",
-            **spec,
-        },
-    }
-
-
-def message(message_id: str = "welcome", account_id: str = "acme", **spec: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": "smsflow/v1",
-        "kind": "SmsMessage",
-        "metadata": {"id": message_id, "account": account_id},
-        "spec": {
-            "name": message_id,
-            "body": "Hei {{ contact.firstname | default('there') }}! Tervetuloa.",
-            "subscription_type": "sms-marketing",
-            "delivery": "workflow",
-            "state": "published",
-            **spec,
-        },
-    }
-
-
-def workflow(
-    workflow_id: str = "welcome-flow", account_id: str = "acme", enabled: bool = True
-) -> dict[str, Any]:
-    return {
-        "apiVersion": "smsflow/v1",
-        "kind": "Workflow",
-        "metadata": {"id": workflow_id, "account": account_id},
-        "spec": {"enabled": enabled, "actions": [{"type": "send_sms", "message": "welcome"}]},
-    }
-
-
-SUBSCRIBE = {
-    "type": "manage_subscription",
-    "subscription_type": "sms-marketing",
-    "status": "subscribed",
-    "legal_basis": "CONSENT_WITH_NOTICE",
-    "legal_basis_explanation": "Ticked the SMS box at checkout",
-    "processing_legal_basis": "PROCESS_AND_STORE",
-}
-
-
 def contact(mobile: str | None = "040 123 4567", **props: Any) -> dict[str, Any]:
     return {"firstname": "Aino", "mobilephone": mobile, "hs_marketable_status": "true", **props}
 

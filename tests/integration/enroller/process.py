@@ -6,8 +6,7 @@ from typing import Any
 
 from schemas.actions import ActionCommand, ActionOutcome, ActionResult
 from schemas.contacts import ContactChange
-from schemas.definitions import DefinitionApplied
-from schemas.topics import ACTION_RESULTS, CONTACT_CHANGES, DEFINITIONS
+from schemas.topics import ACTION_RESULTS, CONTACT_CHANGES
 from services.common.settings import KafkaSettings
 from tests.processes import ServiceProcess
 from tests.support import produce
@@ -23,19 +22,6 @@ class EnrollerProcess(ServiceProcess):
 
     def get(self, path: str) -> str:
         return self.read(path, timeout_s=2)
-
-
-def publish_definitions(settings: KafkaSettings, documents: list[dict[str, Any]]) -> None:
-    events = [DefinitionApplied.model_validate({"document": d}) for d in documents]
-    produce(settings, DEFINITIONS, events)
-
-
-def publish_revision(settings: KafkaSettings, document: dict[str, Any], revision: int) -> None:
-    produce(
-        settings,
-        DEFINITIONS,
-        [DefinitionApplied.model_validate({"document": document, "revision": revision})],
-    )
 
 
 def emit(settings: KafkaSettings, contact: str, deleted: bool = False, **properties: Any) -> None:

@@ -8,12 +8,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from schemas.definitions import DefinitionApplied
-from schemas.topics import DEFINITIONS
 from services.common.settings import KafkaSettings
 from services.control.ports import free_port
+from tests.documents import publish_definitions
 from tests.processes import ServiceProcess
-from tests.support import produce
 
 # Explicit webhook secrets, as the sender requires outside dev; the simulator signs with them.
 WEBHOOK_SECRETS = {
@@ -101,15 +99,6 @@ class Sender(ServiceProcess):
         return sum(
             float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name)
         )
-
-
-def publish_definitions(settings: KafkaSettings, documents: list[dict[str, Any]]) -> None:
-    """The documents on the definitions topic, as ``smsflow apply`` leaves them."""
-    produce(
-        settings,
-        DEFINITIONS,
-        [DefinitionApplied.model_validate({"document": d}) for d in documents],
-    )
 
 
 @contextlib.contextmanager
