@@ -44,7 +44,7 @@ class ServiceProcess:
         *,
         port: int | None = None,
         args: Sequence[str] = (),
-        **env: str,
+        env: Mapping[str, str] | None = None,
     ) -> None:
         self.settings = settings
         self.port = free_port() if port is None else port
@@ -60,7 +60,7 @@ class ServiceProcess:
             self.env[self.port_variable] = str(self.port)
         if data_dir is not None:
             self.env["SMSFLOW_DATA_DIR"] = str(data_dir)
-        self.env |= {**self.base_env, **env}
+        self.env |= {**self.base_env, **(env or {})}
         self.process: subprocess.Popen[bytes] | None = None
         self.starts = 0
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from schemas.actions import ActionCommand, ActionResult
@@ -23,6 +24,9 @@ class RunnerProcess(ServiceProcess):
     name = "runner"
     port_variable = "SMSFLOW_ACTION_RUNNER_PORT"
     base_env = {"SMSFLOW_LINK_SECRET": LINK_SECRET}
+
+    def __init__(self, settings: KafkaSettings, data_dir: Path, **env: str) -> None:
+        super().__init__(settings, data_dir, env=env)
 
     def metrics(self) -> str:
         return self.read("/metrics", timeout_s=5)

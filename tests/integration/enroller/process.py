@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from schemas.actions import ActionCommand, ActionOutcome, ActionResult
@@ -19,6 +20,9 @@ class EnrollerProcess(ServiceProcess):
     name = "enroller"
     port_variable = "SMSFLOW_ENROLLER_PORT"
     base_env = {"SMSFLOW_ENROLLER_HOST": "127.0.0.1", "SMSFLOW_ENROLLER_TIMER_INTERVAL_S": "0.2"}
+
+    def __init__(self, settings: KafkaSettings, data_dir: Path, **env: str) -> None:
+        super().__init__(settings, data_dir, env=env)
 
     def get(self, path: str) -> str:
         return self.read(path, timeout_s=2)

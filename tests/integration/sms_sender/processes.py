@@ -81,7 +81,7 @@ class Sender(ServiceProcess):
             "SMSFLOW_GATEWAY_API": api,
             "SMSFLOW_SENDER_PUBLIC_URL": f"http://127.0.0.1:{port}",
         }
-        super().__init__(settings, None, port=port, **{**wiring, **env})
+        super().__init__(settings, port=port, env={**wiring, **env})
 
     @property
     def log(self) -> Path:
