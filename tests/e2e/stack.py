@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 import urllib.request
 import uuid
 from collections.abc import Callable
@@ -20,7 +19,7 @@ from schemas.topics import SMS_STATUS, SUBSCRIPTION_CHANGES
 from services.common.settings import KafkaSettings
 from services.control.ports import free_port
 from services.control.status_table import LatestStatuses
-from tests.support import read_models
+from tests.support import read_models, wait_for
 
 SERVICES = ("gateway-sim", "enroller", "action-runner", "sms-sender", "dashboard")
 
@@ -123,13 +122,7 @@ class Stack:
         return messages
 
     def wait(self, probe: Callable[[], Any], what: str, timeout_s: float = 90.0) -> Any:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            result = probe()
-            if result:
-                return result
-            if time.monotonic() > deadline:
-                raise AssertionError(
-                    f"timed out after {timeout_s:.0f}s waiting for {what}\n{self.logs()}"
-                )
-            time.sleep(1.0)
+        try:
+            return wait_for(probe, timeout_s, interval_s=1.0, what=what)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n{self.logs()}") from None

@@ -14,12 +14,8 @@ from schemas.actions import ActionOutcome
 from schemas.sms import InboundSms
 from schemas.topics import ACTIONS, SMS_INBOUND
 from services.common.codec import encode
-from tests.integration.action_runner.harness import (
-    SUBSCRIBE,
-    command,
-    contact,
-    send,
-)
+from tests.documents import SUBSCRIBE
+from tests.integration.action_runner.harness import command, contact, send
 from tests.integration.action_runner.test_runner_flow import Stack, started
 from tests.integration.action_runner.test_runner_restarts import assert_identical_copies
 

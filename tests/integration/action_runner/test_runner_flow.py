@@ -34,20 +34,18 @@ from services.action_runner.internal import WideConsentCommand
 from services.common.idempotency import sms_key
 from services.common.links import link_code
 from services.common.settings import KafkaSettings
+from tests.documents import SUBSCRIBE, account, message, workflow
+from tests.harness import OpenTail
 from tests.integration.action_runner.harness import (
     LINK_SECRET,
-    SUBSCRIBE,
     Producer,
     RunnerProcess,
-    Tail,
-    account,
     command,
     contact,
-    message,
     send,
-    workflow,
 )
 from tests.support import fresh_settings
+from tests.tail import Tail
 
 pytestmark = pytest.mark.integration
 
@@ -282,33 +280,30 @@ def _inbound(number: str, body: str, message_id: str) -> InboundSms:
     )
 
 
-def test_stop_blocks_the_next_send_and_start_lifts_it(stack: Stack) -> None:
+def test_stop_blocks_the_next_send_and_start_lifts_it(stack: Stack, tail: OpenTail) -> None:
     number, national = "+358401110001", "040 111 0001"
     props = contact(national)
-    consent_commands = Tail(
+    consent_commands = tail(
         stack.settings,
         f"{stack.settings.topic_prefix}action-runner-consent-commands",
         WideConsentCommand,
     )
-    try:
-        # Two contacts share the number; both must be opted out by one STOP.
-        stack.producer.send(
-            CONTACT_CHANGES,
-            _contact_change("c-stop-1", national),
-            _contact_change("c-stop-2", number),
-        )
-        for cid in ("c-stop-1", "c-stop-2"):
-            stack.subscribe(cid, props=props)
-        stack.run(send("c-stop-1", step=1, props=props))  # sent before STOP
-        stack.producer.send(SMS_INBOUND, _inbound(number, " Stop ", "SM-stop-1"))
-        # As soon as the STOP became consent commands, the next send must see it.
-        consent_commands.wait(lambda cs: len(cs) >= 2, what="consent commands")
-        blocked = stack.run(send("c-stop-1", step=3, props=props))
-        assert (blocked.outcome, blocked.reason) == (ActionOutcome.SKIPPED, "opted_out")
-        other = stack.run(send("c-stop-2", step=3, props=props))
-        assert other.reason == "opted_out"
-    finally:
-        consent_commands.close()
+    # Two contacts share the number; both must be opted out by one STOP.
+    stack.producer.send(
+        CONTACT_CHANGES,
+        _contact_change("c-stop-1", national),
+        _contact_change("c-stop-2", number),
+    )
+    for cid in ("c-stop-1", "c-stop-2"):
+        stack.subscribe(cid, props=props)
+    stack.run(send("c-stop-1", step=1, props=props))  # sent before STOP
+    stack.producer.send(SMS_INBOUND, _inbound(number, " Stop ", "SM-stop-1"))
+    # As soon as the STOP became consent commands, the next send must see it.
+    consent_commands.wait(lambda cs: len(cs) >= 2, what="consent commands")
+    blocked = stack.run(send("c-stop-1", step=3, props=props))
+    assert (blocked.outcome, blocked.reason) == (ActionOutcome.SKIPPED, "opted_out")
+    other = stack.run(send("c-stop-2", step=3, props=props))
+    assert other.reason == "opted_out"
 
     wide = [c for c in stack.changes.poll() if c.wide and c.contact_id.startswith("c-stop")]
     assert sorted(c.contact_id for c in wide) == ["c-stop-1", "c-stop-2"]

@@ -17,15 +17,10 @@ from schemas.actions import ActionOutcome, ActionResult
 from schemas.contacts import ContactChange
 from schemas.sms import InboundSms, NumberOptOut, OptOutSource
 from schemas.topics import CONTACT_CHANGES, OPT_OUTS, SMS_INBOUND
-from tests.integration.action_runner.harness import (
-    Tail,
-    account,
-    contact,
-    message,
-    send,
-    workflow,
-)
+from tests.documents import account, message, workflow
+from tests.integration.action_runner.harness import contact, send
 from tests.integration.action_runner.test_runner_flow import Stack, started
+from tests.tail import Tail
 
 pytestmark = pytest.mark.integration
 

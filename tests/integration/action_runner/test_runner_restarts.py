@@ -14,12 +14,8 @@ from schemas.actions import ActionOutcome
 from schemas.contacts import ContactChange
 from schemas.sms import InboundSms
 from schemas.topics import CONTACT_CHANGES, SMS_INBOUND
-from tests.integration.action_runner.harness import (
-    SUBSCRIBE,
-    command,
-    contact,
-    send,
-)
+from tests.documents import SUBSCRIBE
+from tests.integration.action_runner.harness import command, contact, send
 from tests.integration.action_runner.test_runner_flow import Stack, started
 
 pytestmark = pytest.mark.integration

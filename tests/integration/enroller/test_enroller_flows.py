@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
@@ -19,24 +18,20 @@ from schemas.enrollment import EnrollmentEvent
 from schemas.topics import ACTION_RESULTS, ACTIONS, CONTACT_CHANGES, DEAD_LETTERS, ENROLLMENT_EVENTS
 from services.common.kafka import make_producer
 from services.common.settings import KafkaSettings
-from tests.integration.enroller.documents import (
+from tests.documents import (
     MARKETING,
     SEND,
     SUBSCRIBE,
     account_and_message,
     delay,
     eq,
+    publish_definitions,
     workflow,
 )
-from tests.integration.enroller.process import (
-    EnrollerProcess,
-    Tail,
-    answer,
-    emit,
-    publish_definitions,
-    publish_revision,
-)
+from tests.harness import OpenTail, StartService
+from tests.integration.enroller.process import EnrollerProcess, answer, emit
 from tests.support import fresh_settings, produce
+from tests.tail import Tail
 
 pytestmark = pytest.mark.integration
 
@@ -103,24 +98,24 @@ class Stack:
 
 
 @pytest.fixture(scope="module")
-def stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def stack(
+    kafka_bootstrap: str,
+    tmp_path_factory: pytest.TempPathFactory,
+    module_service: StartService,
+    module_tail: OpenTail,
+) -> Stack:
     settings = fresh_settings(kafka_bootstrap)
     publish_definitions(
         settings,
         [*account_and_message(), ORDER, REENROLL, ONCE, SUPPRESS, DISABLED, TOGGLE, REPLAY, PROBE],
     )
-    enroller = EnrollerProcess(settings, tmp_path_factory.mktemp("enroller")).start()
-    tails = (
-        Tail(settings, ACTIONS, ActionCommand),
-        Tail(settings, ENROLLMENT_EVENTS, EnrollmentEvent),
-        Tail(settings, DEAD_LETTERS, DeadLetter),
+    return Stack(
+        settings,
+        module_service(EnrollerProcess(settings, tmp_path_factory.mktemp("enroller"))),
+        module_tail(settings, ACTIONS, ActionCommand),
+        module_tail(settings, ENROLLMENT_EVENTS, EnrollmentEvent),
+        module_tail(settings, DEAD_LETTERS, DeadLetter),
     )
-    try:
-        yield Stack(settings, enroller, *tails)
-    finally:
-        enroller.stop()
-        for tail in tails:
-            tail.close()
 
 
 def test_enroll_then_actions_in_order_then_completed(stack: Stack) -> None:
@@ -216,7 +211,7 @@ def test_disabled_workflow(stack: Stack) -> None:
 
     emit(s, "tog-1", plan="basic")
     stack.wait_decision("tog-1", "enrolled")
-    publish_revision(s, {**TOGGLE, "spec": {**TOGGLE["spec"], "enabled": False}}, revision=2)
+    publish_definitions(s, [{**TOGGLE, "spec": {**TOGGLE["spec"], "enabled": False}}], revision=2)
     # After the delay: the marketing-status write is skipped, the Send SMS goes to the runner
     # (which records it as skipped: workflow_disabled).
     sms = stack.command("tog-1", 2, timeout_s=15)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,22 +12,19 @@ from schemas.actions import ActionCommand
 from schemas.enrollment import EnrollmentEvent
 from schemas.topics import ACTIONS, ENROLLMENT_EVENTS
 from services.common.settings import KafkaSettings
-from tests.integration.enroller.documents import (
+from tests.documents import (
     SEND,
     SUBSCRIBE,
     account_and_message,
     delay,
     eq,
+    publish_definitions,
     workflow,
 )
-from tests.integration.enroller.process import (
-    EnrollerProcess,
-    Tail,
-    answer,
-    emit,
-    publish_definitions,
-)
+from tests.harness import OpenTail, StartService
+from tests.integration.enroller.process import EnrollerProcess, answer, emit
 from tests.support import fresh_settings
+from tests.tail import Tail
 
 pytestmark = pytest.mark.integration
 
@@ -43,15 +39,12 @@ FAST_FAILOVER = {"SMSFLOW_ENROLLER_SESSION_TIMEOUT_S": "6"}
 @dataclass
 class Crashable:
     settings: KafkaSettings
-    data_dir: Path
     enroller: EnrollerProcess
     actions: Tail[ActionCommand]
     events: Tail[EnrollmentEvent]
 
     def restart(self) -> None:
-        self.enroller.kill()
-        self.enroller = EnrollerProcess(self.settings, self.data_dir, **FAST_FAILOVER)
-        self.enroller.start()
+        self.enroller.restart(kill=True)
 
     def steps(self, contact: str, step: int) -> list[ActionCommand]:
         return [c for c in self.actions.poll() if c.contact_id == contact and c.step == step]
@@ -70,21 +63,20 @@ class Crashable:
 
 @pytest.fixture(scope="module")
 def crashable(
-    kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Crashable]:
+    kafka_bootstrap: str,
+    tmp_path_factory: pytest.TempPathFactory,
+    module_service: StartService,
+    module_tail: OpenTail,
+) -> Crashable:
     settings = fresh_settings(kafka_bootstrap)
     publish_definitions(settings, [*account_and_message(), RESTART])
     data_dir = tmp_path_factory.mktemp("enroller-restart")
-    enroller = EnrollerProcess(settings, data_dir, **FAST_FAILOVER).start()
-    actions = Tail(settings, ACTIONS, ActionCommand)
-    events = Tail(settings, ENROLLMENT_EVENTS, EnrollmentEvent)
-    box = Crashable(settings, data_dir, enroller, actions, events)
-    try:
-        yield box
-    finally:
-        box.enroller.stop()
-        actions.close()
-        events.close()
+    return Crashable(
+        settings,
+        module_service(EnrollerProcess(settings, data_dir, **FAST_FAILOVER)),
+        module_tail(settings, ACTIONS, ActionCommand),
+        module_tail(settings, ENROLLMENT_EVENTS, EnrollmentEvent),
+    )
 
 
 def test_a_delay_survives_a_crash_of_the_enroller(crashable: Crashable) -> None:
@@ -127,26 +119,19 @@ def test_a_command_lost_in_a_crash_is_sent_again_with_the_same_ids(crashable: Cr
 
 
 def test_the_rocksdb_store_keeps_a_delay_across_a_crash(
-    kafka_bootstrap: str, tmp_path: Path
+    kafka_bootstrap: str, tmp_path: Path, service: StartService, tail: OpenTail
 ) -> None:
     pytest.importorskip("rocksdict", reason="the optional rocksdb extra is not installed")
     settings = fresh_settings(kafka_bootstrap)
     publish_definitions(settings, [*account_and_message(), RESTART])
     env = {**FAST_FAILOVER, "SMSFLOW_ENROLLER_STORE": "rocksdb://"}
-    actions = Tail(settings, ACTIONS, ActionCommand)
-    enroller = EnrollerProcess(settings, tmp_path, **env)
-    try:
-        enroller.start()
-        emit(settings, "rocks-1", lifecyclestage="customer")
-        answer(settings, actions.wait(lambda items: [c for c in items if c.step == 0])[0])
-        time.sleep(1.5)
-        enroller.kill()
-        enroller = EnrollerProcess(settings, tmp_path, **env)
-        enroller.start()
-        actions.wait(lambda items: [c for c in items if c.step == 2], 60, what="step 2")
-        actions.settle(1.0)
-        assert [c.step for c in actions.items] == [0, 2]
-        assert (tmp_path / "enroller").is_dir()
-    finally:
-        enroller.stop()
-        actions.close()
+    actions = tail(settings, ACTIONS, ActionCommand)
+    enroller = service(EnrollerProcess(settings, tmp_path, **env))
+    emit(settings, "rocks-1", lifecyclestage="customer")
+    answer(settings, actions.wait(lambda items: [c for c in items if c.step == 0])[0])
+    time.sleep(1.5)
+    enroller.restart(kill=True)
+    actions.wait(lambda items: [c for c in items if c.step == 2], 60, what="step 2")
+    actions.settle(1.0)
+    assert [c.step for c in actions.items] == [0, 2]
+    assert (tmp_path / "enroller").is_dir()

@@ -1,28 +1,17 @@
-"""The gateway simulator and the sender as subprocesses, on free loopback ports."""
+"""The gateway simulator and the sender as processes, on free loopback ports."""
 
 from __future__ import annotations
 
 import contextlib
-import json
-import os
 import secrets
-import signal
-import subprocess
-import sys
-import tempfile
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from schemas.definitions import DefinitionApplied
-from schemas.topics import DEFINITIONS
 from services.common.settings import KafkaSettings
 from services.control.ports import free_port
-from tests.support import produce, stop_process
-
-REPO = Path(__file__).resolve().parents[3]
+from tests.documents import publish_definitions
+from tests.processes import ServiceProcess
 
 # Explicit webhook secrets, as the sender requires outside dev; the simulator signs with them.
 WEBHOOK_SECRETS = {
@@ -43,125 +32,73 @@ FAST_SENDER = {
 }
 
 
-def _read_line(process: subprocess.Popen[str], marker: str, timeout_s: float, log: Path) -> str:
-    """The first stdout line containing ``marker`` (stdout carries only readiness lines)."""
-    assert process.stdout is not None
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"exited with {process.returncode}: {log.read_text()[-3000:]}")
-        line = process.stdout.readline()
-        if marker in line:
-            return line
-    raise TimeoutError(f"no {marker!r} within {timeout_s}s: {log.read_text()[-3000:]}")
+class Simulator(ServiceProcess):
+    """The gateway simulator, started at once, calling the sender at ``sender_port`` back."""
 
+    module = "services.gateway_sim"
+    name = "gateway-sim"
+    base_env = WEBHOOK_SECRETS
+    health_path = "/_sim/health"
 
-class Simulator:
     def __init__(self, api: str, sender_port: int, **flags: Any) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = Path(tempfile.mkstemp(prefix="gateway-sim-", suffix=".log")[1])
-        args = [sys.executable, "-m", "services.gateway_sim", "--port", str(self.port)]
-        args += ["--seed", "7", "--inbound-api", api]
+        port = free_port()
+        args = ["--port", str(port), "--seed", "7", "--inbound-api", api]
         args += ["--inbound-webhook", f"http://127.0.0.1:{sender_port}/webhooks/inbound"]
         for name, value in flags.items():
             args += [f"--{name.replace('_', '-')}", str(value)]
-        env = {k: v for k, v in os.environ.items() if not k.startswith("SMSFLOW_")}
-        env.update(WEBHOOK_SECRETS)
-        with self.log.open("w") as log:
-            self.process = subprocess.Popen(
-                args, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=log, text=True
-            )
-        _read_line(self.process, "listening on", 20, self.log)
+        super().__init__(port=port, args=args)
+        self.start(timeout_s=20)
 
     def get(self, path: str) -> Any:
-        with urllib.request.urlopen(self.url + path, timeout=30) as answer:
-            return json.load(answer)
+        return self.read_json(path)
 
     def post(self, path: str, payload: dict[str, Any]) -> Any:
-        request = urllib.request.Request(
-            self.url + path,
-            data=json.dumps(payload).encode(),
-            headers={"Content-Type": "application/json"},
-        )
-        with urllib.request.urlopen(request, timeout=30) as answer:
-            return json.load(answer)
+        return self.post_json(path, payload)
 
     def messages(self) -> list[dict[str, Any]]:
         return list(self.get("/_sim/messages"))
 
-    def stop(self) -> None:
-        stop_process(self.process, timeout_s=10)
-        self.log.unlink(missing_ok=True)
+    def stop(self, timeout_s: float = 10.0) -> int | None:
+        code = super().stop(timeout_s)
+        self.log_path.unlink(missing_ok=True)
+        return code
 
 
-class Sender:
+class Sender(ServiceProcess):
+    """The sender on ``port``, calling ``sim`` with ``api``; short timeouts and backoffs."""
+
+    module = "services.sms_sender"
+    name = "sms-sender"
+    port_variable = "SMSFLOW_SENDER_PORT"
+    base_env = {**WEBHOOK_SECRETS, **FAST_SENDER}
+
     def __init__(
         self, settings: KafkaSettings, sim: Simulator, api: str, port: int, **env: str
     ) -> None:
-        self.port = port
-        self.url = f"http://127.0.0.1:{port}"
-        self.env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith("SMSFLOW_")},
-            "SMSFLOW_KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
-            "SMSFLOW_TOPIC_PREFIX": settings.topic_prefix,
+        wiring = {
             "SMSFLOW_PARTITIONS": str(settings.partitions),
             "SMSFLOW_GATEWAY_URL": sim.url,
             "SMSFLOW_GATEWAY_API": api,
-            "SMSFLOW_SENDER_PORT": str(port),
-            "SMSFLOW_SENDER_PUBLIC_URL": self.url,
-            **WEBHOOK_SECRETS,
-            **FAST_SENDER,
-            **env,
+            "SMSFLOW_SENDER_PUBLIC_URL": f"http://127.0.0.1:{port}",
         }
-        self.log = Path(tempfile.mkstemp(prefix="sms-sender-", suffix=".log")[1])
-        self.process: subprocess.Popen[str] | None = None
+        super().__init__(settings, port=port, env={**wiring, **env})
 
-    def start(self, wait: bool = True) -> Sender:
-        with self.log.open("a") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "services.sms_sender"],
-                cwd=REPO,
-                env=self.env,
-                stdout=subprocess.PIPE,
-                stderr=log,
-                text=True,
-            )
-        if wait:
-            _read_line(self.process, "service_ready", 60, self.log)
-        return self
+    @property
+    def log(self) -> Path:
+        return self.log_path
 
-    def kill(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait()
-        if self.process.stdout is not None:
-            self.process.stdout.close()
-
-    def stop(self) -> int:
+    def stop(self, timeout_s: float = 30.0) -> int:
         """SIGTERM and wait; the log is kept only when the exit was not clean."""
-        if self.process is None or self.process.poll() is not None:
-            return self.process.returncode if self.process else 0
-        code = stop_process(self.process, timeout_s=30)
+        code = super().stop(timeout_s) or 0
         if code == 0:
             self.log.unlink(missing_ok=True)
         return code
 
     def metric(self, name: str) -> float:
-        with urllib.request.urlopen(self.url + "/metrics", timeout=10) as answer:
-            text = answer.read().decode()
+        text = self.read("/metrics")
         return sum(
             float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name)
         )
-
-
-def publish_definitions(settings: KafkaSettings, documents: list[dict[str, Any]]) -> None:
-    """The documents on the definitions topic, as ``smsflow apply`` leaves them."""
-    produce(
-        settings,
-        DEFINITIONS,
-        [DefinitionApplied.model_validate({"document": d}) for d in documents],
-    )
 
 
 @contextlib.contextmanager

@@ -11,7 +11,8 @@ import pytest
 from schemas.topics import SMS_REQUESTS
 from services.control.local_kafka import LocalBroker
 from services.control.ports import free_port
-from tests.integration.sms_sender.processes import Sender, Simulator, publish_definitions
+from tests.documents import publish_definitions
+from tests.integration.sms_sender.processes import Sender, Simulator
 from tests.integration.sms_sender.traffic import make_requests
 from tests.samples import design_documents
 from tests.support import fresh_settings, produce

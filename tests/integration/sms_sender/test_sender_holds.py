@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Iterator
 from datetime import datetime
 
 import pytest
@@ -18,6 +17,7 @@ from schemas.topics import DEAD_LETTERS, OPT_OUTS, SMS_REQUESTS
 from services.common.codec import decode, encode
 from services.common.kafka import make_producer
 from services.common.settings import KafkaSettings
+from tests.harness import StartService
 from tests.integration.sms_sender.processes import Sender, Simulator, free_port
 from tests.integration.sms_sender.traffic import final_status, make_requests, statuses_by_key
 from tests.support import fresh_settings, produce, read_all, wait_for
@@ -33,13 +33,9 @@ def settings(kafka_bootstrap: str) -> KafkaSettings:
 
 
 @pytest.fixture
-def simulator() -> Iterator[tuple[Simulator, int]]:
+def simulator(service: StartService) -> tuple[Simulator, int]:
     port = free_port()
-    sim = Simulator("http", port, latency_ms=5, callback_delay_ms=20)
-    try:
-        yield sim, port
-    finally:
-        sim.stop()
+    return service(Simulator("http", port, latency_ms=5, callback_delay_ms=20)), port
 
 
 def _settled(settings: KafkaSettings, keys: set[str], final: tuple[SmsStatus, ...]):  # type: ignore[no-untyped-def]

@@ -9,12 +9,9 @@ import pytest
 from schemas.sms import SmsLinkClicked, SmsStatus
 from schemas.topics import SMS_CLICKS, SMS_REQUESTS
 from services.common.links import link_code
-from tests.integration.sms_sender.processes import (
-    Sender,
-    Simulator,
-    free_port,
-    publish_definitions,
-)
+from tests.documents import publish_definitions
+from tests.harness import StartService
+from tests.integration.sms_sender.processes import Sender, Simulator, free_port
 from tests.integration.sms_sender.traffic import make_requests, statuses_by_key
 from tests.samples import design_documents
 from tests.support import fresh_settings, produce, read_all, read_models, wait_for
@@ -25,7 +22,7 @@ OFFER = "https://example.com/offer?utm_source=sms"
 
 
 def test_a_clicked_short_link_redirects_and_publishes_exactly_one_click(
-    kafka_bootstrap: str,
+    kafka_bootstrap: str, service: StartService
 ) -> None:
     settings = fresh_settings(kafka_bootstrap)
     publish_definitions(settings, design_documents()[:1])
@@ -35,7 +32,7 @@ def test_a_clicked_short_link_redirects_and_publishes_exactly_one_click(
         update={"links": {code: OFFER}, "body": f"Offer: http://127.0.0.1/r/{code}"}
     )
     port = free_port()
-    sim = Simulator("http", port)
+    sim = service(Simulator("http", port))
     sender = Sender(settings, sim, "http", port).start()
     restarted: Sender | None = None
     try:
@@ -77,5 +74,4 @@ def test_a_clicked_short_link_redirects_and_publishes_exactly_one_click(
         assert len(sim.get("/_sim/requests")) == 1  # the restart sent nothing again
     finally:
         codes = [s.stop() for s in (sender, restarted) if s is not None]
-        sim.stop()
     assert codes == [0] * len(codes)

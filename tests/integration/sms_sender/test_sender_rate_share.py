@@ -8,6 +8,7 @@ import pytest
 
 from schemas.definitions import DefinitionApplied
 from schemas.topics import DEFINITIONS, SMS_REQUESTS
+from tests.harness import StartService
 from tests.integration.sms_sender.processes import Sender, Simulator, free_port
 from tests.integration.sms_sender.traffic import make_requests
 from tests.samples import design_documents
@@ -23,13 +24,15 @@ def _at(stamp: str) -> float:
     return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
 
 
-def test_two_replicas_share_the_accounts_rate_limit(kafka_bootstrap: str) -> None:
+def test_two_replicas_share_the_accounts_rate_limit(
+    kafka_bootstrap: str, service: StartService
+) -> None:
     settings = fresh_settings(kafka_bootstrap, partitions=6)
     document = design_documents()[0]
     document["spec"]["sender_rate"] = {"messages_per_s": RATE}
     produce(settings, DEFINITIONS, [DefinitionApplied.model_validate({"document": document})])
     ports = free_port(), free_port()
-    sim = Simulator("http", ports[0], latency_ms=5, callback_delay_ms=20)
+    sim = service(Simulator("http", ports[0], latency_ms=5, callback_delay_ms=20))
     # The service default would allow far more: only the account's limit holds them back.
     senders = [
         Sender(settings, sim, "http", p, SMSFLOW_SENDER_MESSAGES_PER_S="1000") for p in ports
@@ -52,7 +55,6 @@ def test_two_replicas_share_the_accounts_rate_limit(kafka_bootstrap: str) -> Non
         )
     finally:
         codes = [s.stop() for s in senders]
-        sim.stop()
     assert codes == [0, 0]
     stamps = sorted(_at(m["received_at"]) for m in found)
     # Both replicas together: a burst of about one second's worth, then RATE per second.

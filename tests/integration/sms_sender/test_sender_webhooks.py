@@ -30,7 +30,6 @@ from services.sms_sender.metrics import Metrics
 from services.sms_sender.publisher import KafkaPublisher
 from services.sms_sender.server import Server, WebhookConfig
 from tests.integration.sms_sender.processes import (
-    REPO,
     WEBHOOK_SECRETS,
     Sender,
     Simulator,
@@ -38,6 +37,7 @@ from tests.integration.sms_sender.processes import (
     sender_and_simulator,
 )
 from tests.integration.sms_sender.traffic import inbound_events
+from tests.processes import ROOT
 from tests.samples import design_documents
 from tests.support import fresh_settings, read_models
 
@@ -217,7 +217,7 @@ def test_the_sender_refuses_to_start_without_explicit_secrets_outside_dev(
     env.update({"SMSFLOW_KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{free_port()}", **environment})
     done = subprocess.run(
         [sys.executable, "-m", "services.sms_sender"],
-        cwd=REPO,
+        cwd=ROOT,
         env=env,
         capture_output=True,
         text=True,

@@ -10,22 +10,10 @@ from schemas.contacts import ContactChange
 from schemas.definitions import DefinitionApplied, Workflow
 from services.enroller.definitions import Definitions
 from services.enroller.index import CompiledWorkflow, WorkflowIndex, compile_workflow
+from tests.documents import MARKETING, SEND, SUBSCRIBE
 
 CUSTOMER = [[{"property": "lifecyclestage", "operator": "is_any_of", "values": ["customer"]}]]
-DESIGN_ACTIONS: list[dict[str, Any]] = [
-    {
-        "type": "manage_subscription",
-        "channel": "sms",
-        "subscription_type": "sms-marketing",
-        "status": "subscribed",
-        "legal_basis": "CONSENT_WITH_NOTICE",
-        "legal_basis_explanation": "Ticked the SMS box at checkout",
-        "processing_legal_basis": "PROCESS_AND_STORE",
-    },
-    {"type": "set_marketing_contact_status", "marketing": True},
-    {"type": "delay", "minutes": 5},
-    {"type": "send_sms", "message": "welcome"},
-]
+DESIGN_ACTIONS: list[dict[str, Any]] = [SUBSCRIBE, MARKETING, {"type": "delay", "minutes": 5}, SEND]
 
 
 def workflow(
