@@ -256,10 +256,12 @@ class RequestConsumer:
     async def _sync_new_partitions(self) -> None:
         """Reads the new partitions' ledger to its end; until then their records are put
         back (the other partitions flow meanwhile)."""
-        wanted = set(self._new)
+        wanted, generation = set(self._new), self.generation
         if not await self.sync_ledger(wanted):
             log.warning("ledger_sync_delayed", partitions=sorted(wanted))
             return
+        if generation != self.generation:
+            return  # reassigned meanwhile: a partition may have had another owner since
         self._new -= wanted
         if not self._new and not self._ready:
             self._ready = True
