@@ -4,7 +4,7 @@ Pure decisions: ``ledger`` (states and what to do with a key), ``retries`` (back
 step after each outcome), ``rate_limiter``, ``offsets`` (what may be committed), ``callbacks``
 (webhook payloads) and ``statuses`` (ledger entries and status events). Side effects:
 ``dispatcher`` (one request, start to end), the gateways behind ``gateway.SmsGateway``
-(``http_gateway``, ``twilio_gateway``, ``fake_gateway``), and the edges ``consumer``
-(kafka-python), ``ledger_feed`` and ``publisher`` (aiokafka) and ``server`` (aiohttp).
+(``http_gateway``, ``twilio_gateway``, ``fake_gateway``), and the edges ``consumer``,
+``ledger_feed`` and ``publisher`` (aiokafka, on the one loop) and ``server`` (aiohttp).
 ``service`` wires them; see README.md for the exactly-once design.
 """

@@ -1,8 +1,7 @@
 """aiokafka clients for the sender's asyncio loop, configured like the kafka-python ones.
 
-The ledger and status writes and the ledger tail run on the loop with aiokafka (record
-batches built and checked in its C extension, no thread hand-offs); the request consumer
-stays on kafka-python in a thread of its own.
+The request consumer, the ledger and status writes and the ledger tail all run on the loop
+with aiokafka (record batches built and checked in its C extension, no thread hand-offs).
 """
 
 from __future__ import annotations
@@ -26,13 +25,20 @@ def make_producer(settings: KafkaSettings, **overrides: Any) -> AIOKafkaProducer
     return AIOKafkaProducer(**aiokafka_options(settings), **options)
 
 
-def make_reader(settings: KafkaSettings, **overrides: Any) -> AIOKafkaConsumer:
-    """A consumer without a group, for reading whole topics."""
+def make_consumer(
+    settings: KafkaSettings, group_id: str | None, **overrides: Any
+) -> AIOKafkaConsumer:
+    """Offsets are committed by hand, after the outcome of each record is recorded."""
     options: dict[str, Any] = {
-        "group_id": None,
+        "group_id": group_id,
         "enable_auto_commit": False,
         "auto_offset_reset": "earliest",
         "isolation_level": "read_committed",
     }
     options.update(overrides)
     return AIOKafkaConsumer(**aiokafka_options(settings), **options)
+
+
+def make_reader(settings: KafkaSettings, **overrides: Any) -> AIOKafkaConsumer:
+    """A consumer without a group, for reading whole topics."""
+    return make_consumer(settings, None, **overrides)

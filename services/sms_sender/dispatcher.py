@@ -140,7 +140,7 @@ class Dispatcher:
     # ------------------------------------------------------------ entry points
 
     def submit(self, jobs: list[Job]) -> None:
-        """Start handling ``jobs`` (called on the loop, e.g. via call_soon_threadsafe)."""
+        """Start handling ``jobs`` (called by the request consumer, on the loop)."""
         for job in jobs:
             task = asyncio.get_running_loop().create_task(self.handle(job))
             self.tasks.add(task)

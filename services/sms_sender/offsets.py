@@ -1,10 +1,10 @@
 """Which offsets may be committed: per partition, everything below the lowest offset whose
-outcome is not yet recorded. Thread-safe: the consumer thread adds, the loop finishes.
+outcome is not yet recorded. Used on the sender's loop only: the consumer adds, the
+dispatcher finishes.
 """
 
 from __future__ import annotations
 
-import threading
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -21,40 +21,35 @@ class _Partition:
 
 class OffsetTracker:
     def __init__(self) -> None:
-        self._lock = threading.Lock()
         self._partitions: dict[int, _Partition] = {}
         self._in_flight = 0
 
     def add(self, partition: int, offset: int) -> None:
-        with self._lock:
-            state = self._partitions.setdefault(partition, _Partition())
-            state.pending.append(offset)
-            state.open.add(offset)
-            self._in_flight += 1
+        state = self._partitions.setdefault(partition, _Partition())
+        state.pending.append(offset)
+        state.open.add(offset)
+        self._in_flight += 1
 
     def finish(self, partition: int, offset: int) -> None:
         """The outcome of ``offset`` is recorded (ignored for partitions given up)."""
-        with self._lock:
-            state = self._close(partition, offset)
-            if state is None:
-                return
-            state.finished.add(offset)
-            while state.pending and state.pending[0] in state.finished:
-                done = state.pending.popleft()
-                state.finished.discard(done)
-                state.next_offset = done + 1
+        state = self._close(partition, offset)
+        if state is None:
+            return
+        state.finished.add(offset)
+        while state.pending and state.pending[0] in state.finished:
+            done = state.pending.popleft()
+            state.finished.discard(done)
+            state.next_offset = done + 1
 
     def abandon(self, partition: int, offset: int) -> None:
         """``offset`` was left unhandled (its partition was revoked before the gateway was
         called): nothing at or after it is committed here, and drains do not wait for it."""
-        with self._lock:
-            state = self._close(partition, offset)
-            if state is not None:
-                state.abandoned.add(offset)
+        state = self._close(partition, offset)
+        if state is not None:
+            state.abandoned.add(offset)
 
     def _close(self, partition: int, offset: int) -> _Partition | None:
-        """``offset`` is no longer open; ``None`` if it was not (or its partition was given up).
-        The caller holds the lock."""
+        """``offset`` is no longer open; ``None`` if it was not (or its partition was given up)."""
         state = self._partitions.get(partition)
         if state is None or offset not in state.open:
             return None
@@ -67,39 +62,32 @@ class OffsetTracker:
         abandoned requests: the lowest offset not finished, not the lowest abandoned one, so
         that requests still open below it are fetched again too (once the partition is
         forgotten their finishes no longer hold the commit back)."""
-        with self._lock:
-            return {
-                p: s.pending[0]
-                for p, s in self._partitions.items()
-                if p in partitions and s.abandoned
-            }
+        return {
+            p: s.pending[0] for p, s in self._partitions.items() if p in partitions and s.abandoned
+        }
 
     def committable(self) -> dict[int, int]:
         """Partition -> offset to commit, for partitions that moved since the last commit."""
-        with self._lock:
-            return {
-                p: s.next_offset
-                for p, s in self._partitions.items()
-                if s.next_offset is not None and s.next_offset != s.committed
-            }
+        return {
+            p: s.next_offset
+            for p, s in self._partitions.items()
+            if s.next_offset is not None and s.next_offset != s.committed
+        }
 
     def mark_committed(self, offsets: dict[int, int]) -> None:
-        with self._lock:
-            for partition, offset in offsets.items():
-                state = self._partitions.get(partition)
-                if state is not None:
-                    state.committed = offset
+        for partition, offset in offsets.items():
+            state = self._partitions.get(partition)
+            if state is not None:
+                state.committed = offset
 
     def pending(self, partitions: set[int] | None = None) -> int:
-        with self._lock:
-            if partitions is None:
-                return self._in_flight
-            return sum(len(s.open) for p, s in self._partitions.items() if p in partitions)
+        if partitions is None:
+            return self._in_flight
+        return sum(len(s.open) for p, s in self._partitions.items() if p in partitions)
 
     def forget(self, partitions: set[int]) -> None:
         """Give up partitions (revoked): their late finishes are ignored."""
-        with self._lock:
-            for partition in partitions:
-                state = self._partitions.pop(partition, None)
-                if state is not None:
-                    self._in_flight -= len(state.open)
+        for partition in partitions:
+            state = self._partitions.pop(partition, None)
+            if state is not None:
+                self._in_flight -= len(state.open)

@@ -1,6 +1,6 @@
 """Writes to Kafka, awaited until the broker acknowledged them.
 
-``KafkaPublisher`` bridges kafka-python's futures into asyncio; ``MemoryPublisher`` keeps
+``KafkaPublisher`` writes through the loop's aiokafka producer; ``MemoryPublisher`` keeps
 what would have been written, for unit tests.
 """
 

@@ -19,7 +19,7 @@ from services.common.logging import get_logger
 from services.sms_sender.async_kafka import make_producer
 from services.sms_sender.circuit_breaker import CircuitBreaker
 from services.sms_sender.consumer import RequestConsumer
-from services.sms_sender.dispatcher import Dispatcher, Job
+from services.sms_sender.dispatcher import Dispatcher
 from services.sms_sender.gateway import SmsGateway
 from services.sms_sender.http_client import make_session
 from services.sms_sender.http_gateway import HttpGateway
@@ -123,9 +123,6 @@ async def run(settings: SenderSettings, stop: asyncio.Event) -> int:
         crashed.append(error)
         stop.set()
 
-    def crash_from_thread(error: BaseException) -> None:
-        loop.call_soon_threadsafe(crash, error)
-
     store = RocksStore(settings.sender_state_dir)
     definitions = DefinitionsFeed(settings)
     dispatcher = Dispatcher(
@@ -225,29 +222,22 @@ async def run(settings: SenderSettings, stop: asyncio.Event) -> int:
     def became_ready() -> None:
         announcing.append(loop.create_task(announce_ready()))
 
-    def submit(jobs: list[Job]) -> None:
-        loop.call_soon_threadsafe(dispatcher.submit, jobs)
-
-    def sync_ledger(partitions: set[int]) -> bool:
-        """From the consumer thread: wait until the feed has read ``partitions`` to the end."""
-        barrier = asyncio.wait_for(feed.barrier(partitions), LEDGER_SYNC_TIMEOUT_S)
+    async def sync_ledger(partitions: set[int]) -> bool:
+        """Wait until the feed has read ``partitions`` to the end."""
         try:
-            asyncio.run_coroutine_threadsafe(barrier, loop).result()
+            await asyncio.wait_for(feed.barrier(partitions), LEDGER_SYNC_TIMEOUT_S)
         except (TimeoutError, KafkaError) as exc:  # the broker away: the consumer asks again
             log.warning("ledger_sync_waiting", error=repr(exc))
             return False
         return True
 
-    def on_ready() -> None:
-        loop.call_soon_threadsafe(became_ready)
-
     consumer = RequestConsumer(
         settings,
         tracker,
-        submit,
+        dispatcher.submit,
         sync_ledger=sync_ledger,
-        on_ready=on_ready,
-        on_crash=crash_from_thread,
+        on_ready=became_ready,
+        on_crash=crash,
         waiting=lambda: dispatcher.waiting,
         blocked=lambda: dispatcher.breaker.is_open,
     )
@@ -257,7 +247,7 @@ async def run(settings: SenderSettings, stop: asyncio.Event) -> int:
         await stop.wait()
     finally:
         log.info("shutdown_started", crashed=bool(crashed))
-        await loop.run_in_executor(None, consumer.stop, not crashed)
+        await consumer.stop(not crashed)
         for task in list(dispatcher.tasks):
             task.cancel()
         await asyncio.gather(*dispatcher.tasks, return_exceptions=True)
