@@ -20,6 +20,8 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from services.control.processes import alive
+
 KAFKA_VERSION = "4.0.2"
 BROKER_MAIN = "kafka.Kafka"
 SCALA_VERSION = "2.13"
@@ -112,9 +114,9 @@ class LocalBroker:
             return False
         os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline and _alive(pid):
+        while time.monotonic() < deadline and alive(pid):
             time.sleep(0.2)
-        if _alive(pid):
+        if alive(pid):
             os.kill(pid, signal.SIGKILL)
         self.pid_file.unlink(missing_ok=True)
         return True
@@ -128,7 +130,7 @@ class LocalBroker:
         except (FileNotFoundError, ValueError):
             return None
         # A stale pid file may name a process that reused the number: never take that one.
-        return pid if _alive(pid) and runs_broker(pid, self.properties_file) else None
+        return pid if alive(pid) and runs_broker(pid, self.properties_file) else None
 
     def wait_ready(self, timeout_s: float, process: subprocess.Popen[bytes] | None = None) -> None:
         deadline = time.monotonic() + timeout_s
@@ -342,18 +344,3 @@ def _working_dir(pid: int) -> Path | None:
         return Path(os.readlink(f"/proc/{pid}/cwd"))
     except OSError:
         return None
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie child of this process still "exists": reap it if it is ours.
-    try:
-        done, _ = os.waitpid(pid, os.WNOHANG)
-        return done == 0
-    except ChildProcessError:
-        return True
