@@ -6,20 +6,18 @@ import argparse
 import asyncio
 import signal
 import sys
-from typing import TYPE_CHECKING
 
 from kafka import KafkaConsumer
 
 from schemas.topics import ACTIONS, CONTACT_CHANGES, SMS_INBOUND
 from services.action_runner.settings import RunnerSettings
-from services.common.definitions_feed import DefinitionsFeed
+from services.common.definitions_view import DefinitionsView
 from services.common.kafka import create_topics, ensure_topics
 from services.common.logging import configure_logging, get_logger
 
-if TYPE_CHECKING:
-    from services.common.catalog import Catalog
-
 log = get_logger(__name__)
+
+DEFINITIONS_LOAD_TIMEOUT_S = 60.0
 
 
 def partition_count(settings: RunnerSettings) -> int:
@@ -58,21 +56,27 @@ def main(argv: list[str] | None = None) -> int:
     from services.action_runner.app import own_topics
 
     ensure_topics(settings, own_topics(settings, partitions))
-    feed = DefinitionsFeed(settings).start(wait_s=60)
     log.info("service_starting", partitions=partitions, port=settings.action_runner_port)
-    try:
-        asyncio.run(serve(settings, partitions, feed.catalog))
-    finally:
-        feed.stop()
+    asyncio.run(serve(settings, partitions))
     return 0
 
 
-async def serve(settings: RunnerSettings, partitions: int, catalog: Catalog) -> None:
-    """Runs until SIGTERM or SIGINT, then stops cleanly (in-flight batches finish, offsets
-    are committed)."""
+async def serve(settings: RunnerSettings, partitions: int) -> None:
+    """Reads the definitions to the end, then runs until SIGTERM or SIGINT, then stops
+    cleanly (in-flight batches finish, offsets are committed)."""
+    definitions = await DefinitionsView(settings).start(wait_s=DEFINITIONS_LOAD_TIMEOUT_S)
+    try:
+        await run_pipeline(settings, partitions, definitions)
+    finally:
+        await definitions.stop()
+
+
+async def run_pipeline(
+    settings: RunnerSettings, partitions: int, definitions: DefinitionsView
+) -> None:
     from services.action_runner.app import ActionRunner
 
-    runner = ActionRunner(settings, partitions, catalog)
+    runner = ActionRunner(settings, partitions, definitions.catalog)
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):

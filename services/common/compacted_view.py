@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
 from pydantic import BaseModel
 
 from services.common.codec import DecodeError, decode, decode_key
@@ -24,6 +25,8 @@ from services.common.logging import get_logger
 log = get_logger(__name__)
 
 M = TypeVar("M", bound=BaseModel)
+
+RETRY_S = 1.0  # between two fetches while the broker is away (``ride_out_kafka_errors``)
 
 # No group, nothing committed: the view is rebuilt from the beginning at every start.
 # read_committed on both clients, so the end offsets waited for are ones the tail can reach.
@@ -77,7 +80,9 @@ def changes(
 class CompactedView(Generic[M]):
     """Tails ``topic`` as ``model`` into ``apply``. ``skip_header`` (name, value): records
     carrying it are not applied (a process's own writes, applied when written). ``loaded``
-    is set once the view has read up to the end offsets the topic had at ``start()``."""
+    is set once the view has read up to the end offsets the topic had at ``start()``.
+    ``ride_out_kafka_errors``: a Kafka error while tailing is logged and the tail carries on
+    from its position (otherwise it ends the view, as any other error does)."""
 
     def __init__(
         self,
@@ -88,8 +93,10 @@ class CompactedView(Generic[M]):
         *,
         skip_header: tuple[str, bytes] | None = None,
         make_client: Callable[..., AIOKafkaConsumer] = AIOKafkaConsumer,
+        ride_out_kafka_errors: bool = False,
     ) -> None:
         self.topic = topic
+        self.ride_out_kafka_errors = ride_out_kafka_errors
         self.model = model
         self.apply = apply
         self.skip_header = skip_header
@@ -108,12 +115,15 @@ class CompactedView(Generic[M]):
         self._live = False  # the tail is running (False from the moment it ends)
         self._progress = asyncio.Condition()
 
-    async def start(self, partitions: Iterable[int]) -> None:
-        """Read ``partitions`` (all of the topic's) from the beginning, then follow them."""
+    async def start(self, partitions: Iterable[int] | None = None) -> None:
+        """Read ``partitions`` (all of the topic's; None: as many as the broker has) from
+        the beginning, then follow them."""
         consumer = self._consumer = self._make_client(**self._options)
         await consumer.start()
         offsets = self._offsets = self._make_client(**self._options)
         await offsets.start()
+        if partitions is None:
+            partitions = await partitions_of(offsets, self.topic)
         self.partitions = [TopicPartition(self.topic, p) for p in sorted(partitions)]
         consumer.assign(self.partitions)
         await consumer.seek_to_beginning(*self.partitions)
@@ -155,7 +165,7 @@ class CompactedView(Generic[M]):
         try:
             async with asyncio.timeout(timeout_s):
                 await self.barrier(partitions)
-        except (TimeoutError, ViewStopped):
+        except (TimeoutError, ViewStopped, KafkaError):  # KafkaError: the broker is away
             return False
         return True
 
@@ -164,7 +174,15 @@ class CompactedView(Generic[M]):
         assert consumer is not None
         try:
             while True:
-                batches = await consumer.getmany(timeout_ms=200, max_records=2000)
+                try:
+                    batches = await consumer.getmany(timeout_ms=200, max_records=2000)
+                except KafkaError as exc:
+                    if not self.ride_out_kafka_errors:
+                        raise
+                    # The position is kept: the next fetch carries on from there.
+                    log.warning("view_waiting", topic=self.topic, error=f"{type(exc).__name__}")
+                    await asyncio.sleep(RETRY_S)
+                    continue
                 self.read += sum(len(records) for records in batches.values())
                 # Applied before anyone is woken: a position seen past a record means the
                 # record is in the view.
@@ -187,6 +205,19 @@ class CompactedView(Generic[M]):
             with contextlib.suppress(Exception):
                 async with self._progress:
                     self._progress.notify_all()
+
+
+async def partitions_of(client: AIOKafkaConsumer, topic: str) -> list[int]:
+    """The partitions the broker has for ``topic``."""
+    known = client.partitions_for_topic(topic)
+    if not known:
+        # A client tracks only the topics it was asked about; ``topics()`` asks the broker
+        # for all of them but keeps only their names, so this takes what it is built on.
+        cluster = await client._client.fetch_all_metadata()
+        known = cluster.partitions_for_topic(topic)
+    if not known:
+        raise ValueError(f"topic {topic} does not exist")
+    return sorted(known)
 
 
 async def reached(consumer: AIOKafkaConsumer, ends: Mapping[TopicPartition, int]) -> bool:

@@ -1,13 +1,13 @@
-"""Keeps a ``Catalog`` current from the compacted ``definitions`` topic, in a thread.
+"""Keeps a ``Catalog`` current from the compacted ``definitions`` topic, in a thread, for
+synchronous callers (the command-line tools); services use ``DefinitionsView`` on their loop.
 
-Each instance reads every partition from the beginning without a consumer group, so all
-instances of every service see all definitions.
+Each instance reads every partition from the beginning without a consumer group. Records are
+decoded and applied exactly as the view does (``changes`` and ``CatalogUpdates``).
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
 from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
@@ -16,7 +16,8 @@ from kafka.errors import KafkaError
 from schemas.definitions import DefinitionApplied
 from schemas.topics import DEFINITIONS
 from services.common.catalog import Catalog
-from services.common.codec import DecodeError, decode, decode_key
+from services.common.compacted_view import changes
+from services.common.definitions_view import CatalogUpdates, Listener
 from services.common.kafka import make_consumer
 from services.common.logging import get_logger
 from services.common.settings import KafkaSettings
@@ -24,7 +25,6 @@ from services.common.settings import KafkaSettings
 log = get_logger(__name__)
 
 RETRY_S = 1.0  # between two tries while the broker is away
-Listener = Callable[[DefinitionApplied | None, str], None]
 
 
 class DefinitionsFeed:
@@ -35,9 +35,9 @@ class DefinitionsFeed:
         on_change: Listener | None = None,
     ) -> None:
         self.settings = settings
-        self.catalog = catalog or Catalog()
-        self.on_change = on_change
-        self.lock = threading.Lock()  # held while the catalog changes
+        self.updates = CatalogUpdates(catalog, on_change)
+        self.catalog = self.updates.catalog
+        self.lock = self.updates.lock  # held while the catalog changes
         self._caught_up = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="definitions-feed", daemon=True)
@@ -79,29 +79,11 @@ class DefinitionsFeed:
     def _poll(
         self, consumer: KafkaConsumer, partitions: list[TopicPartition], end: dict[Any, int]
     ) -> None:
-        for tp, records in consumer.poll(timeout_ms=200).items():
-            for record in records:
-                self._handle(
-                    record.key, record.value, f"{tp.topic}[{tp.partition}]@{record.offset}"
-                )
+        batch = changes(consumer.poll(timeout_ms=200), DefinitionApplied)
+        if batch:
+            self.updates(batch)
         if not self._caught_up.is_set() and all(
             consumer.position(tp) >= end[tp] for tp in partitions
         ):
             self._caught_up.set()
             log.info("definitions_loaded", count=len(self.catalog.revisions))
-
-    def _handle(self, key: bytes | None, value: bytes | None, where: str) -> None:
-        text_key = decode_key(key) or ""
-        try:
-            event = None if value is None else decode(DefinitionApplied, value)
-        except DecodeError as exc:
-            # `smsflow apply` validates before publishing; anything else is skipped, not fatal.
-            log.warning("definition_rejected", where=where, reason=exc.reason)
-            return
-        with self.lock:
-            if event is None:
-                self.catalog.remove(text_key)
-            else:
-                self.catalog.apply(event)
-        if self.on_change is not None:
-            self.on_change(event, text_key)

@@ -1,4 +1,4 @@
-"""Wires the sender: producer, ledger feed, definitions feed, gateway, dispatcher, HTTP
+"""Wires the sender: producer, ledger feed, definitions view, gateway, dispatcher, HTTP
 server and request consumer; runs until asked to stop, then drains and commits.
 """
 
@@ -14,7 +14,7 @@ from aiokafka.errors import KafkaError
 
 from schemas.definitions import Account
 from schemas.topics import OPT_OUTS, SMS_LEDGER
-from services.common.definitions_feed import DefinitionsFeed
+from services.common.definitions_view import DefinitionsView
 from services.common.logging import get_logger
 from services.sms_sender.async_kafka import make_producer
 from services.sms_sender.circuit_breaker import CircuitBreaker
@@ -41,6 +41,7 @@ log = get_logger("sms_sender")
 
 LEDGER_REBUILD_TIMEOUT_S = 300.0
 LEDGER_SYNC_TIMEOUT_S = 10.0
+DEFINITIONS_LOAD_TIMEOUT_S = 60.0
 
 
 def build_gateway(settings: SenderSettings) -> SmsGateway:
@@ -59,7 +60,7 @@ def build_gateway(settings: SenderSettings) -> SmsGateway:
     return HttpGateway(settings.gateway_url, session)
 
 
-def known_accounts(feed: DefinitionsFeed) -> Callable[[], list[Account]]:
+def known_accounts(feed: DefinitionsView) -> Callable[[], list[Account]]:
     def snapshot() -> list[Account]:
         with feed.lock:
             return list(feed.catalog.accounts.values())
@@ -67,7 +68,7 @@ def known_accounts(feed: DefinitionsFeed) -> Callable[[], list[Account]]:
     return snapshot
 
 
-def number_limits(feed: DefinitionsFeed, settings: SenderSettings):  # type: ignore[no-untyped-def]
+def number_limits(feed: DefinitionsView, settings: SenderSettings):  # type: ignore[no-untyped-def]
     """A sender number's limits from its account's ``sender_rate``, if it has one."""
 
     def limits(number: str) -> tuple[float, float] | None:
@@ -124,7 +125,7 @@ async def run(settings: SenderSettings, stop: asyncio.Event) -> int:
         stop.set()
 
     store = RocksStore(settings.sender_state_dir)
-    definitions = DefinitionsFeed(settings)
+    definitions = DefinitionsView(settings)
     dispatcher = Dispatcher(
         gateway=build_gateway(settings),
         publisher=publisher,
@@ -208,7 +209,7 @@ async def run(settings: SenderSettings, stop: asyncio.Event) -> int:
         opted_out_numbers=len(dispatcher.opt_outs),
     )
     rebuilt.set()
-    await loop.run_in_executor(None, definitions.start, 60.0)
+    await definitions.start(DEFINITIONS_LOAD_TIMEOUT_S)
 
     async def announce_ready() -> None:
         # Ready means every webhook can be served: replies need the ids already published.
@@ -258,5 +259,5 @@ async def run(settings: SenderSettings, stop: asyncio.Event) -> int:
         await opt_outs.stop()
         await producer.stop()  # sends what is buffered first
         store.close()
-        definitions.stop()
+        await definitions.stop()
     return 1 if crashed or consumer.error else 0
