@@ -15,7 +15,7 @@ from typing import cast
 from kafka.errors import KafkaError
 
 from schemas.topics import ACTION_RESULTS, CONTACT_CHANGES
-from services.common.definitions_feed import DefinitionsFeed
+from services.common.definitions_view import DefinitionsView
 from services.common.faust_topics import declare_app_topics
 from services.common.kafka import make_consumer
 from services.common.logging import configure_logging, get_logger
@@ -23,6 +23,8 @@ from services.common.logging import configure_logging, get_logger
 from .settings import EnrollerSettings
 
 log = get_logger("services.enroller")
+
+DEFINITIONS_LOAD_TIMEOUT_S = 60.0
 
 
 class StartupError(RuntimeError):
@@ -62,20 +64,20 @@ def main(argv: list[str] | None = None) -> int:
 
     from .app import Enroller
     from .definitions import Definitions
+    from .read_definitions import ReadDefinitions
 
     try:
         partitions = source_partitions(settings)
-        definitions = Definitions()
-        feed = DefinitionsFeed(
-            settings, catalog=definitions.catalog, on_change=definitions.on_change
-        )
-        definitions.lock = feed.lock
-        feed.start(wait_s=60.0)
     except (StartupError, KafkaError, TimeoutError) as exc:
         print(f"smsflow enroller: {exc}", file=sys.stderr)
         return 1
+    definitions = Definitions()
+    view = DefinitionsView(settings, catalog=definitions.catalog, on_change=definitions.on_change)
+    definitions.lock, definitions.loaded = view.lock, view.loaded
     (settings.data_dir / "enroller").mkdir(parents=True, exist_ok=True)  # faust makes one level
     enroller = Enroller(settings, definitions, partitions)
+    # The first dependency: read to the end before the consumer and the agent start.
+    enroller.app.add_dependency(ReadDefinitions(view, wait_s=DEFINITIONS_LOAD_TIMEOUT_S))
     try:
         declare_app_topics(enroller.app, settings)
     except (KafkaError, TimeoutError) as exc:
@@ -95,8 +97,6 @@ def main(argv: list[str] | None = None) -> int:
         worker.execute_from_commandline()
     except SystemExit as exc:
         return int(exc.code or 0) if not isinstance(exc.code, str) else 1
-    finally:
-        feed.stop()
     return 0
 
 

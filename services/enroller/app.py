@@ -146,10 +146,12 @@ class Enroller:
         }
 
     def _agent_fun(self) -> Any:
-        handler = self.handler
+        handler, definitions = self.handler, self.definitions
         size, within = self.settings.enroller_batch_size, self.settings.enroller_batch_wait_s
 
         async def enroll_contacts(stream: faust.StreamT[bytes]) -> None:
+            # Nothing is decided against a partial catalog; unhandled records stay uncommitted.
+            await definitions.loaded.wait()
             async for events in stream.take_events(size, within=within):
                 await handler.handle(events)
 
@@ -157,8 +159,10 @@ class Enroller:
 
     def _timer_fun(self) -> Any:
         upkeep, interval = self.upkeep, self.settings.enroller_timer_interval_s
+        definitions = self.definitions
 
         async def fire_timers() -> None:
+            await definitions.loaded.wait()
             await upkeep.run(interval)
 
         return fire_timers

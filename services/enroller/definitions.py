@@ -1,13 +1,14 @@
-"""The current workflow index, kept in step with the definitions feed.
+"""The current workflow index, kept in step with the definitions view.
 
-The feed thread applies every definition to its ``Catalog`` and bumps ``version``; the
-event loop asks ``index()`` before each record and gets a snapshot rebuilt only when the
-version moved. Workflows are compiled once per applied document, so rebuilding after one
-change to one of a thousand workflows costs the index, not the compilation.
+The view (a task on the same event loop) applies every definition to its ``Catalog`` and
+bumps ``version``; the agent asks ``index()`` before each record and gets a snapshot rebuilt
+only when the version moved. Workflows are compiled once per applied document, so rebuilding
+after one change to one of a thousand workflows costs the index, not the compilation.
 """
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from typing import Any
 
@@ -21,12 +22,16 @@ class Definitions:
     def __init__(self, catalog: Catalog | None = None, lock: Any = None) -> None:
         self.catalog = catalog or Catalog()
         self.lock = lock or threading.Lock()
+        # Set once the catalog holds every definition: one fed directly (tests, benchmarks)
+        # is complete from the start; one read from the topic takes the view's event.
+        self.loaded = asyncio.Event()
+        self.loaded.set()
         self.version = 0
         self._index = WorkflowIndex()
         self._compiled: dict[str, tuple[Workflow, CompiledWorkflow]] = {}
 
     def on_change(self, event: DefinitionApplied | None, key: str) -> None:
-        """The feed's listener (runs on the feed thread, after the catalog changed)."""
+        """The view's listener (after the catalog changed)."""
         self.version += 1
 
     def apply(self, event: DefinitionApplied) -> None:
