@@ -20,9 +20,9 @@ from schemas.definitions import DefinitionApplied
 from services.common.catalog import Catalog
 from services.common.codec import encode
 from services.common.compacted_view import Change
-from services.common.definitions_feed import DefinitionsFeed
 from services.common.definitions_view import CatalogUpdates, DefinitionsView
 from services.common.settings import KafkaSettings
+from services.control.definitions_feed import DefinitionsFeed
 from tests.documents import account, message
 from tests.unit.test_compacted_view import MemoryClient, MemoryTopic
 

@@ -1,5 +1,5 @@
-"""Keeps a ``Catalog`` current from the compacted ``definitions`` topic, in a thread, for
-synchronous callers (the command-line tools); services use ``DefinitionsView`` on their loop.
+"""Keeps a ``Catalog`` current from the compacted ``definitions`` topic, in a thread, for the
+synchronous command-line tools (kafka-python); services use ``DefinitionsView`` on their loop.
 
 Each instance reads every partition from the beginning without a consumer group. Records are
 decoded and applied exactly as the view does (``changes`` and ``CatalogUpdates``).
