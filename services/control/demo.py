@@ -14,6 +14,7 @@ import os
 import sys
 import time
 import urllib.request
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ import phonenumbers
 from kafka import KafkaConsumer, TopicPartition
 
 from schemas.contacts import ContactChange
+from schemas.definitions import SendingWindow
 from schemas.sms import SmsStatusEvent
 from schemas.subscriptions import SubscriptionChange, SubscriptionStatus
 from schemas.topics import CONTACT_CHANGES, SMS_STATUS, SUBSCRIPTION_CHANGES
@@ -32,7 +34,14 @@ from services.control.console import quiet_logs
 from services.control.dev import Stack, StackError
 from services.control.stack import StackSettings
 from services.control.status_table import LatestStatuses, render
-from services.control.story import Progress, Story, StoryContact, index_latest, load_story
+from services.control.story import (
+    Progress,
+    Story,
+    StoryContact,
+    held_by_windows,
+    index_latest,
+    load_story,
+)
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 STORY = EXAMPLES / "contacts" / "demo-contacts.yaml"
@@ -107,7 +116,9 @@ def play(settings: StackSettings, story: Story, sender: str, region: str) -> boo
         send_model(producer, topic, change).get(timeout=30)
 
     watcher = Watcher(settings)
-    progress = Progress(story)
+    progress = Progress(story, held=held_by_windows(story, _windows(), datetime.now(UTC)))
+    for contact_id, workflow_id in sorted(progress.held):
+        print(f"  {contact_id} {workflow_id}: sending window closed now, so it waits", flush=True)
     try:
         for contact in story.contacts:
             publish(contact, contact.properties)
@@ -151,6 +162,8 @@ def play(settings: StackSettings, story: Story, sender: str, region: str) -> boo
         for contact, expectation, met in verdicts:
             mark = "ok  " if met else "MISS"
             reason = f" ({expectation.reason})" if expectation.reason else ""
+            if progress.is_held(contact, expectation):
+                reason += ", or waiting for its sending window"
             print(f"  {mark} {contact.id} {expectation.workflow}: {expectation.status}{reason}")
         return all(met for _, _, met in verdicts)
     finally:
@@ -220,13 +233,26 @@ def main(argv: list[str] | None = None) -> int:
     return 0 if ok else 1
 
 
-def _account_documents() -> list[dict[str, Any]]:
+def _example_documents(kind: str) -> list[dict[str, Any]]:
     import yaml
 
     docs = []
     for path in sorted(EXAMPLES.glob("*.yaml")):
-        docs += [d for d in yaml.safe_load_all(path.read_text()) if d and d["kind"] == "Account"]
+        docs += [d for d in yaml.safe_load_all(path.read_text()) if d and d["kind"] == kind]
     return docs
+
+
+def _account_documents() -> list[dict[str, Any]]:
+    return _example_documents("Account")
+
+
+def _windows() -> dict[str, SendingWindow]:
+    """The example workflows' sending windows, by workflow id."""
+    return {
+        d["metadata"]["id"]: SendingWindow.model_validate(d["spec"]["sending_window"])
+        for d in _example_documents("Workflow")
+        if d["spec"].get("sending_window")
+    }
 
 
 if __name__ == "__main__":

@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+from datetime import UTC, datetime, time
 from pathlib import Path
 
+from schemas.definitions import SendingWindow
 from schemas.sms import SmsStatus, SmsStatusEvent
-from services.control.story import Progress, index_latest, load_story
+from services.control.story import Progress, held_by_windows, index_latest, load_story
 
 STORY = Path(__file__).resolve().parents[3] / "examples" / "contacts" / "demo-contacts.yaml"
 
@@ -69,3 +71,24 @@ def test_a_sending_window_deferral_meets_an_expectation_that_allows_it() -> None
     )
     verdicts = {c.id: ok for c, e, ok in progress.verdicts(latest) if e.workflow == "cart-flow"}
     assert verdicts == {"1007": True, "1008": False}
+
+
+def test_a_sending_window_closed_at_publish_time_holds_the_cart_flow_contacts() -> None:
+    story = load_story(STORY)
+    window = SendingWindow(start=time(8), end=time(21))  # Helsinki time, as in examples/
+    night = datetime(2026, 11, 30, 20, 30, tzinfo=UTC)  # 22:30 in Helsinki
+    day = datetime(2026, 11, 30, 10, 0, tzinfo=UTC)
+    held = held_by_windows(story, {"cart-flow": window}, night)
+    assert held == {("1007", "cart-flow"), ("1008", "cart-flow")}
+    assert held_by_windows(story, {"cart-flow": window}, day) == set()
+
+    emma = next(c for c in story.contacts if c.id == "1007")
+    waiting, by_day = Progress(story, held=held), Progress(story)
+    # Held: no SMS status is the expected outcome, and the contact is settled at once.
+    assert waiting.settled(emma, {})
+    assert [ok for c, _, ok in waiting.verdicts({}) if c.id == "1007"] == [True]
+    # Open window: no status yet is not settled, and at the end it is a miss.
+    assert not by_day.settled(emma, {})
+    assert [ok for c, _, ok in by_day.verdicts({}) if c.id == "1007"] == [False]
+    delivered = index_latest([event("1007", "cart-flow", SmsStatus.DELIVERED)])
+    assert [ok for c, _, ok in waiting.verdicts(delivered) if c.id == "1007"] == [True]
