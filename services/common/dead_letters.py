@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Iterable, Mapping
-from typing import Literal
+from typing import Any, Literal, Protocol
 
 from schemas.dead_letters import DeadLetter
 
@@ -69,6 +69,34 @@ def dead_letter(
         replayed_from=header_value(headers, REPLAYED_FROM_HEADER),
         value_truncated=truncated,
         value_size=None if value is None else len(value),
+    )
+
+
+class ConsumedRecord(Protocol):
+    """What aiokafka's ``ConsumerRecord`` and faust's ``Message`` both have."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: Any
+    value: Any
+    headers: Any
+
+
+def dead_letter_of(
+    service: str, record: ConsumedRecord, reason: str, error: BaseException | None = None
+) -> DeadLetter:
+    """The dead letter of a consumed record that cannot be handled."""
+    return dead_letter(
+        service=service,
+        topic=record.topic,
+        partition=record.partition,
+        offset=record.offset,
+        key=record.key,
+        value=record.value,
+        reason=reason,
+        error=error,
+        headers=record.headers,
     )
 
 

@@ -45,7 +45,7 @@ from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord, TopicPartition
 
 from services.common.codec import DecodeError, encode
-from services.common.dead_letters import dead_letter
+from services.common.dead_letters import dead_letter_of
 from services.common.errors import PermanentError, TransientError
 from services.common.logging import get_logger
 from services.common.number_opt_outs import partition_of
@@ -581,17 +581,7 @@ class RecordPipeline:
         error: BaseException | None,
         where: str,
     ) -> None:
-        letter = dead_letter(
-            service=self.service,
-            topic=record.topic,
-            partition=record.partition,
-            offset=record.offset,
-            key=record.key,
-            value=record.value,
-            reason=reason,
-            error=error,
-            headers=record.headers,
-        )
+        letter = dead_letter_of(self.service, record, reason, error)
         batch.emit(self.dead_letter_topic, record.key, letter)
         self.metrics.dead_lettered(record.topic)
         log.warning("record_dead_lettered", agent=handler.name, where=where, reason=reason)

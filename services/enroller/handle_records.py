@@ -26,7 +26,7 @@ from faust.types import EventT
 
 from schemas.contacts import ContactChange
 from services.common.codec import DecodeError, encode
-from services.common.dead_letters import dead_letter
+from services.common.dead_letters import dead_letter_of
 from services.common.logging import get_logger
 
 from . import metrics
@@ -155,19 +155,8 @@ class RecordHandler:
         batch.parked.append((event, reason, type(error).__name__))
 
     def _letter(self, event: EventT[bytes], reason: str, error: BaseException) -> Message:
-        message = event.message
-        letter = dead_letter(
-            service="enroller",
-            topic=message.topic,
-            partition=message.partition,
-            offset=message.offset,
-            key=message.key,
-            value=message.value,
-            reason=reason,
-            error=error,
-            headers=message.headers,
-        )
-        return (self.outputs.dead_letters, message.key, encode(letter))
+        letter = dead_letter_of("enroller", event.message, reason, error)
+        return (self.outputs.dead_letters, event.message.key, encode(letter))
 
     def _parked(self, event: EventT[bytes], reason: str, error_type: str) -> None:
         """Counted and logged once its dead letter is out."""

@@ -22,7 +22,7 @@ from aiokafka.structs import ConsumerRecord, TopicPartition
 from schemas.sms import SmsRequest
 from schemas.topics import SMS_REQUESTS
 from services.common.codec import DecodeError, decode
-from services.common.dead_letters import dead_letter
+from services.common.dead_letters import dead_letter_of
 from services.common.logging import get_logger
 from services.sms_sender.async_kafka import make_consumer
 from services.sms_sender.dispatcher import Job
@@ -210,19 +210,8 @@ class RequestConsumer:
         return Job(partition, offset, request=request)
 
     def _dead_letter(self, record: Record, reason: str, error: BaseException) -> Job:
-        partition, offset = record.partition, record.offset
-        letter = dead_letter(
-            service=SERVICE,
-            topic=self.topic,
-            partition=partition,
-            offset=offset,
-            key=record.key,
-            value=record.value,
-            reason=reason,
-            error=error,
-            headers=record.headers,
-        )
-        return Job(partition, offset, dead_letter=letter)
+        letter = dead_letter_of(SERVICE, record, reason, error)
+        return Job(record.partition, record.offset, dead_letter=letter)
 
     def share(self) -> float:
         """This instance's share of the partitions, so of every sender number's traffic
