@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import signal
 import sys
 
 from kafka import KafkaConsumer
@@ -14,6 +13,7 @@ from services.action_runner.settings import RunnerSettings
 from services.common.definitions_view import DefinitionsView
 from services.common.kafka import create_topics, ensure_topics
 from services.common.logging import configure_logging, get_logger
+from services.common.serving import run_until_signalled
 
 log = get_logger(__name__)
 
@@ -76,19 +76,7 @@ async def run_pipeline(
 ) -> None:
     from services.action_runner.app import ActionRunner
 
-    runner = ActionRunner(settings, partitions, definitions.catalog)
-    stopping = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stopping.set)
-    await runner.start()
-    pipeline = asyncio.ensure_future(runner.wait())
-    await asyncio.wait(
-        [pipeline, asyncio.ensure_future(stopping.wait())], return_when="FIRST_COMPLETED"
-    )
-    await runner.stop()
-    if pipeline.done() and not pipeline.cancelled() and pipeline.exception() is not None:
-        raise pipeline.exception()  # type: ignore[misc]
+    await run_until_signalled(ActionRunner(settings, partitions, definitions.catalog))
 
 
 if __name__ == "__main__":

@@ -41,6 +41,7 @@ from services.common.codec import encode
 from services.common.logging import get_logger
 from services.common.number_opt_outs import NumberOptOuts
 from services.common.records import Handler, PartitionedState, RecordPipeline
+from services.common.serving import serve_health
 from services.common.state_store import StoreFactory, memory_stores, rocks_stores
 
 SERVICE = "action-runner"
@@ -259,18 +260,9 @@ class ActionRunner:
         )
 
     async def _serve_web(self) -> None:
-        async def healthz(request: web.Request) -> web.Response:
-            return web.json_response({"ok": self.ready}, status=200 if self.ready else 503)
-
-        async def metrics(request: web.Request) -> web.Response:
-            return web.Response(body=self.metrics.render(), content_type="text/plain")
-
-        app = web.Application()
-        app.router.add_get("/healthz", healthz)
-        app.router.add_get("/metrics", metrics)
-        self._web = web.AppRunner(app, access_log=None)
-        await self._web.setup()
-        site = web.TCPSite(
-            self._web, self.settings.action_runner_bind, self.settings.action_runner_port
+        self._web = await serve_health(
+            lambda: self.ready,
+            self.metrics.render,
+            self.settings.action_runner_bind,
+            self.settings.action_runner_port,
         )
-        await site.start()

@@ -1,4 +1,4 @@
-"""The runner's own topics (created by faust, named after the app) and what they carry.
+"""The runner's own topics (created at start, named after the app) and what they carry.
 
 They re-key work between the two keyings the runner sees: contacts (``account:contact``,
 like ``actions``) and numbers (``account:+E164``, like ``sms-inbound``).

@@ -1,5 +1,5 @@
-"""Connection options for the asyncio Kafka clients (aiokafka, and faust on top of it),
-built from the same settings as the kafka-python ones, TLS and SASL included."""
+"""Connection options for the services' Kafka client (aiokafka), built from the same
+settings as the kafka-python ones, TLS and SASL included."""
 
 from __future__ import annotations
 
@@ -34,23 +34,3 @@ def aiokafka_options(settings: KafkaSettings) -> dict[str, Any]:
         options["sasl_plain_username"] = settings.kafka_sasl_username
         options["sasl_plain_password"] = password.get_secret_value() if password else None
     return options
-
-
-def faust_broker(settings: KafkaSettings) -> list[str]:
-    return [f"kafka://{server}" for server in settings.kafka_bootstrap_servers.split(",")]
-
-
-def faust_credentials(settings: KafkaSettings) -> Any:
-    """``broker_credentials`` for ``faust.App``: None for plaintext."""
-    import faust
-
-    ssl_context = _ssl_context(settings)
-    if settings.kafka_sasl_mechanism:
-        password = settings.kafka_sasl_password
-        return faust.SASLCredentials(
-            username=settings.kafka_sasl_username or "",
-            password=password.get_secret_value() if password else "",
-            ssl_context=ssl_context,
-            mechanism=settings.kafka_sasl_mechanism,
-        )
-    return None if ssl_context is None else faust.SSLCredentials(ssl_context)

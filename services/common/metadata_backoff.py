@@ -21,7 +21,7 @@ _MARK = "_smsflow_paced"
 
 
 def pace_failed_metadata_refreshes() -> None:
-    """Idempotent; applies to every aiokafka client of the process, faust's included."""
+    """Idempotent; applies to every aiokafka client of the process."""
     original = AIOKafkaClient._metadata_update
     if getattr(original, _MARK, False):
         return

@@ -219,9 +219,16 @@ class PartitionedState:
     """Named stores per partition number, each backed by a compacted changelog topic with
     the inputs' partitioning (a store's partition N is written to changelog partition N)."""
 
-    def __init__(self, changelogs: Mapping[str, str], open_store: StoreFactory) -> None:
+    def __init__(
+        self,
+        changelogs: Mapping[str, str],
+        open_store: StoreFactory,
+        raw: Iterable[str] = (),
+    ) -> None:
         self.changelogs = dict(changelogs)  # store name -> changelog topic
         self._open = open_store
+        # Stores whose values are bytes their service encodes itself (not JSON values).
+        self.raw = frozenset(raw)
         self._parts: dict[int, dict[str, Store]] = {}
 
     def of(self, partition: int) -> dict[str, Store]:
@@ -267,10 +274,12 @@ class PartitionedState:
             while waiting:
                 batches = await reader.getmany(*waiting, timeout_ms=200, max_records=5000)
                 for tp, records in batches.items():
-                    store = stores[tp.partition][tps[tp]]
+                    name = tps[tp]
+                    store = stores[tp.partition][name]
+                    raw = name in self.raw
                     for record in records:
                         if record.key is not None:
-                            value = decode_value(record.value)
+                            value = record.value if raw else decode_value(record.value)
                             store.put(record.key.decode(), value, record.value)
                             read += 1
                 for tp in list(waiting):
@@ -286,7 +295,7 @@ class PartitionedState:
         stores = self.of(partition)
         changelog = []
         for (name, key), value in writes.items():
-            raw = encode_value(value)
+            raw = value if name in self.raw else encode_value(value)
             stores[name].put(key, value, raw)
             changelog.append(Output(self.changelogs[name], key.encode(), raw, partition))
         return changelog
@@ -489,9 +498,32 @@ class RecordPipeline:
         )
         return items, context
 
-    def _persist(self, tp: TopicPartition, changelog: list[Output], next_offset: int) -> None:
+    async def run_job(self, partition: int, decide: Callable[[Batch], None]) -> bool:
+        """Work that no record started (a due timer, a scan), done like a batch of the
+        partition: decided under its lock against its state, outputs acknowledged, then the
+        state written. False when this instance does not hold the partition's state (the
+        work is its owner's). Returns once the changelog has the state; raises when the
+        outputs are refused: nothing is written."""
+        lock = self._locks.setdefault(partition, asyncio.Lock())
+        async with lock:
+            if partition not in self.state.partitions:
+                return False
+            batch = Batch(self.state.of(partition))
+            decide(batch)
+            await self.sender.send(batch.outputs)
+            if partition not in self.state.partitions:  # revoked while sending
+                return False
+            changelog = self.state.apply(partition, batch.writes)
+        jobs = TopicPartition("", partition)  # the partition's jobs: a chain of their own
+        self._persist(jobs, changelog, None)
+        await self.written(jobs)
+        return True
+
+    def _persist(
+        self, tp: TopicPartition, changelog: list[Output], next_offset: int | None
+    ) -> None:
         """Writes a batch's changelog records, then (after every earlier batch of the
-        partition did the same) lets its offset be committed."""
+        partition did the same) lets its offset be committed (a job has none)."""
         previous = self._persisting.get(tp)
         task = asyncio.get_running_loop().create_task(
             self._changelog(tp, changelog, next_offset, previous)
@@ -507,7 +539,7 @@ class RecordPipeline:
         self,
         tp: TopicPartition,
         changelog: list[Output],
-        next_offset: int,
+        next_offset: int | None,
         previous: asyncio.Task[None] | None,
     ) -> None:
         retries = 0
@@ -521,7 +553,8 @@ class RecordPipeline:
                 retries += 1
         if previous is not None:
             await previous
-        self._to_commit[tp] = next_offset  # step 6, from the loop
+        if next_offset is not None:
+            self._to_commit[tp] = next_offset  # step 6, from the loop
 
     async def written(self, tp: TopicPartition) -> None:
         """Until every changelog write of the partition so far is acknowledged."""

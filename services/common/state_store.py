@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -41,10 +41,11 @@ class MemoryStore:
 
 
 class RocksStore:
-    """Values as JSON bytes; a bounded block cache (rocksdict's default is 2 GiB per
-    database). The directory is wiped on open: the changelog is the source of truth."""
+    """Values as JSON bytes (or, ``raw``, as the bytes given); a bounded block cache
+    (rocksdict's default is 2 GiB per database). The directory is wiped on open: the
+    changelog is the source of truth."""
 
-    def __init__(self, path: Path, cache_mb: int = 16) -> None:
+    def __init__(self, path: Path, cache_mb: int = 16, raw: bool = False) -> None:
         from rocksdict import BlockBasedOptions, Cache, Options, Rdict
 
         shutil.rmtree(path, ignore_errors=True)
@@ -55,11 +56,12 @@ class RocksStore:
         table.set_block_cache(Cache(cache_mb << 20))
         options.set_block_based_table_factory(table)
         self.path = path
+        self.raw = raw
         self._db = Rdict(str(path), options)
 
     def get(self, key: str) -> Any | None:
         raw = self._db.get(key.encode())
-        return None if raw is None else json.loads(raw)
+        return raw if raw is None or self.raw else json.loads(raw)
 
     def put(self, key: str, value: Any | None, raw: bytes | None = None) -> None:
         if value is None:
@@ -69,7 +71,7 @@ class RocksStore:
 
     def items(self) -> Iterator[tuple[str, Any]]:
         for key, raw in self._db.items():
-            yield bytes(key).decode(), json.loads(raw)
+            yield bytes(key).decode(), raw if self.raw else json.loads(raw)
 
     def close(self) -> None:
         self._db.close()
@@ -84,9 +86,12 @@ def memory_stores(name: str, partition: int) -> Store:
     return MemoryStore()
 
 
-def rocks_stores(root: Path, cache_mb: int = 16) -> StoreFactory:
+def rocks_stores(root: Path, cache_mb: int = 16, raw: Iterable[str] = ()) -> StoreFactory:
+    """``raw``: the stores whose values are bytes (see ``PartitionedState``)."""
+    raw = frozenset(raw)
+
     def open_store(name: str, partition: int) -> Store:
-        return RocksStore(root / f"{name}-{partition}", cache_mb)
+        return RocksStore(root / f"{name}-{partition}", cache_mb, raw=name in raw)
 
     return open_store
 

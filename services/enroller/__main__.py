@@ -8,17 +8,19 @@ topic prefix, ``SMSFLOW_ENROLLER_PORT`` (health and metrics), ``SMSFLOW_DATA_DIR
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 import time
 from typing import cast
 
+from kafka.admin import NewTopic
 from kafka.errors import KafkaError
 
 from schemas.topics import ACTION_RESULTS, CONTACT_CHANGES
 from services.common.definitions_view import DefinitionsView
-from services.common.faust_topics import declare_app_topics
-from services.common.kafka import make_consumer
+from services.common.kafka import ensure_topics, make_consumer
 from services.common.logging import configure_logging, get_logger
+from services.common.serving import run_until_signalled
 
 from .settings import EnrollerSettings
 
@@ -54,50 +56,51 @@ def source_partitions(settings: EnrollerSettings, timeout_s: float = 30.0) -> in
     return next(iter(counts.values()))
 
 
+def own_topics(settings: EnrollerSettings, partitions: int) -> list[NewTopic]:
+    """The stores' compacted changelogs, partitioned like the source topics."""
+    from .app import changelog
+    from .contacts import STORES
+
+    return [
+        NewTopic(
+            changelog(settings, store),
+            partitions,
+            settings.replication_factor,
+            topic_configs={"cleanup.policy": "compact"},
+        )
+        for store in STORES
+    ]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="smsflow enroller", description=__doc__)
     parser.parse_args(sys.argv[1:] if argv is None else argv)
     settings = cast(EnrollerSettings, EnrollerSettings.from_env())
     configure_logging("enroller", level=settings.log_level.upper())
-
-    import faust  # imported late: it is slow to import and needs nothing above
-
-    from .app import Enroller
-    from .definitions import Definitions
-    from .read_definitions import ReadDefinitions
-
     try:
         partitions = source_partitions(settings)
+        ensure_topics(settings, own_topics(settings, partitions))
     except (StartupError, KafkaError, TimeoutError) as exc:
         print(f"smsflow enroller: {exc}", file=sys.stderr)
         return 1
+    log.info("service_starting", app_id=settings.app_id, partitions=partitions)
+    asyncio.run(serve(settings, partitions))
+    return 0
+
+
+async def serve(settings: EnrollerSettings, partitions: int) -> None:
+    """Reads the definitions to the end, then runs until SIGTERM or SIGINT."""
+    from .app import Enroller
+    from .definitions import Definitions
+
     definitions = Definitions()
     view = DefinitionsView(settings, catalog=definitions.catalog, on_change=definitions.on_change)
     definitions.lock, definitions.loaded = view.lock, view.loaded
-    (settings.data_dir / "enroller").mkdir(parents=True, exist_ok=True)  # faust makes one level
-    enroller = Enroller(settings, definitions, partitions)
-    # The first dependency: read to the end before the consumer and the agent start.
-    enroller.app.add_dependency(ReadDefinitions(view, wait_s=DEFINITIONS_LOAD_TIMEOUT_S))
+    await view.start(wait_s=DEFINITIONS_LOAD_TIMEOUT_S)
     try:
-        declare_app_topics(enroller.app, settings)
-    except (KafkaError, TimeoutError) as exc:
-        print(f"smsflow enroller: {exc}", file=sys.stderr)
-        return 1
-    worker = faust.Worker(
-        enroller.app,
-        loglevel="WARN",
-        redirect_stdouts=False,
-        quiet=True,
-    )
-    # faust's terminal spinner puts the root logger at DEBUG (to spin on every record),
-    # which makes every library's debug call build a log record: a large, silent cost.
-    worker.spinner = None
-    log.info("service_starting", app_id=settings.app_id, partitions=partitions)
-    try:
-        worker.execute_from_commandline()
-    except SystemExit as exc:
-        return int(exc.code or 0) if not isinstance(exc.code, str) else 1
-    return 0
+        await run_until_signalled(Enroller(settings, definitions, partitions))
+    finally:
+        await view.stop()
 
 
 if __name__ == "__main__":

@@ -1,98 +1,69 @@
-"""The contacts' states: read, decided by an engine, written back after their outputs.
+"""The contacts' states in the record pipeline's stores, and what an engine's work becomes.
 
-Shared by the record batches and the timer. Each write goes to the key's own partition
-(``on_partition``: faust's RocksDB store files a write under the current event's
-partition), and schedules the contact's next due time.
+A contact's state is the engine's encoded record, kept as bytes in the ``contacts`` store
+of the contact's partition (the same bytes as its changelog record). Records, due timers
+and scans all read it through a ``Batch`` and put it back into one, so the pipeline sends
+the outputs before it writes the state, under the partition's lock: no two of them
+interleave on one contact.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from services.common.logging import get_logger
+from services.common.records import Batch, Handled
 
 from .definitions import Definitions
 from .engine import ContactEngine
-from .guard import KeyGuard
 from .outputs import Outputs
-from .partitioning import on_partition, partition_of
 from .settings import EnrollerSettings
-from .state import ContactState, decode_state, encode_state
+from .state import decode_state, encode_state
 from .timers import TimerQueue
 
-log = get_logger("services.enroller")
+CONTACTS = "contacts"  # contact key -> encoded ContactState
+SCANS = "existing-scans"  # per partition: workflows acted on for enroll_existing
+STORES = (CONTACTS, SCANS)
 
 
 class Contacts:
     def __init__(
-        self,
-        settings: EnrollerSettings,
-        definitions: Definitions,
-        partitions: int,
-        outputs: Outputs,
-        table: Any = None,
-        marks: Any = None,
+        self, settings: EnrollerSettings, definitions: Definitions, outputs: Outputs
     ) -> None:
         self.settings = settings
         self.definitions = definitions
-        self.partitions = partitions
         self.outputs = outputs
-        self.table = table  # key bytes -> encoded ContactState (a faust table)
-        self.marks = marks  # per partition: workflows acted on for enroll_existing
         self.timers = TimerQueue()
-        self.guard = KeyGuard()
 
-    def engine(self, key: str, now: float, state: ContactState | None = None) -> ContactEngine:
+    def engine(self, batch: Batch, key: str, now: float) -> ContactEngine:
+        """An engine on the contact's latest state (as the batch has it)."""
         return ContactEngine(
             self.definitions.index(),
             key,
-            self.load(key) if state is None else state,
+            decode_state(batch.get(CONTACTS, key)),
             now,
             self.settings.enroller_dedupe_window,
         )
 
-    def raw(self, key: str) -> bytes | None:
-        value: bytes | None = self.table.get(key.encode())
-        return value
-
-    def load(self, key: str) -> ContactState | None:
-        return decode_state(self.raw(key))
-
-    def contact_keys(self) -> list[str]:
-        return [key.decode() for key in list(self.table.keys())]
-
-    def write(self, key: str, raw: bytes, due: float | None, partition: int | None = None) -> None:
-        """Write an encoded state (synchronously: no other task sees a half-written batch)."""
-        if partition is None:
-            partition = partition_of(key, self.partitions)
-        with on_partition(partition):
-            self.table[key.encode()] = raw
-        self.timers.schedule(key, due)
-
-    async def commit(self, engine: ContactEngine) -> None:
-        """One contact's outputs, acknowledged, then its state (the timer's unit of work).
-
-        Call it while holding the contact's key (``guard``); retried, it sends only what
-        was not acknowledged and never decides again."""
+    def keep(self, batch: Batch, engine: ContactEngine) -> None:
+        """The engine's outputs, then its state, into the batch; its next due time into the
+        timers (an entry made stale by a batch that then fails is dropped when it is due:
+        the state is read again before anything fires)."""
         effects = engine.effects
-        if not effects.sent and effects.outputs:
-            await self.outputs.deliver(self.outputs.messages(engine.key.encode(), effects))
-        effects.sent = True
+        key = engine.key
+        if effects.outputs:
+            for topic, value in self.outputs.messages(effects):
+                batch.emit(topic, key, value)
         if effects.dirty:
-            self.write_state(engine)
-
-    def write_state(self, engine: ContactEngine) -> None:
-        state = engine.state
-        self.write(engine.key, encode_state(state), state.next_due())
+            state = engine.state
+            batch.put(CONTACTS, key, encode_state(state))
+            self.timers.schedule(key, state.next_due())
 
 
-def log_handled(handled: str, engine: ContactEngine, **context: Any) -> None:
+def handled(event: str, engine: ContactEngine, **fields: Any) -> Handled:
     """One line per record or timer: INFO when it decided, sent or noted something."""
     effects = engine.effects
     if not (effects.outputs or effects.notes):
-        log.debug(handled, **context)
-        return
-    fields: dict[str, Any] = context
+        return Handled(event, fields, debug=True)
     if effects.events:
         fields["decisions"] = [
             f"{e.decision.value}:{e.workflow_id}" + (f":{e.reason}" if e.reason else "")
@@ -102,4 +73,4 @@ def log_handled(handled: str, engine: ContactEngine, **context: Any) -> None:
         fields["dispatched"] = [c.action_id for c in effects.commands]
     for note in effects.notes:
         fields.setdefault("notes", []).append({"event": note.event, **note.fields})
-    log.info(handled, **fields)
+    return Handled(event, fields)

@@ -2,7 +2,8 @@
 
 ``ContactEngine`` takes a contact's state, the workflow index and ``now``; its entry points
 (a contact change, an action result, due timers, a workflow turned on, a restart) mutate
-that state and collect ``Effects``. The faust agents only decode, call, write and produce.
+that state and collect ``Effects``. The record handler and the timer only decode, call,
+write and produce.
 
 Ordered dispatch: an enrollment has at most one action out at a time. Step k+1 is sent
 only once the result of step k is in, after the property write the result carries has been
@@ -31,6 +32,7 @@ from schemas.enrollment import (
     step_of,
 )
 from schemas.sms import DEFERRED_SENDING_WINDOW, SmsStatus, SmsStatusEvent
+from services.common.errors import PermanentError
 from services.common.idempotency import sms_key
 from services.common.masking import mask_phone
 from services.common.phones import parse_number, raw_recipient
@@ -51,12 +53,8 @@ DEFERRED_WITHOUT_TIME_S = 300.0  # a deferral that names no retry time is retrie
 PROPERTY_WRITES = (ManageSubscription, SetMarketingContactStatus)
 
 
-class InvalidRecord(ValueError):
+class InvalidRecord(PermanentError):
     """A record that can never be applied (it belongs to another contact ...): dead-letter it."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 class ContactEngine:

@@ -34,7 +34,7 @@ TIMERS_FIRED = Counter(
 TIMERS_PENDING = Gauge("smsflow_enroller_timers_pending", "Contacts waiting on a delay or deferral")
 HANDLE_SECONDS = Histogram(
     "smsflow_enroller_record_seconds",
-    "Time to handle one record",
+    "Time to handle one record: a batch's time per record, observed once per batch",
     buckets=(0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 1.0),
 )
 
@@ -62,3 +62,21 @@ def decided(decision: str) -> None:
 
 def commanded(action: str) -> None:
     _command(action).inc()
+
+
+def short(topic: str) -> str:
+    """A topic's name without the deployment's prefix."""
+    return topic.rsplit(".", 1)[-1]
+
+
+class PipelineCounts:
+    """The record pipeline's counts, as the enroller's metrics (handlers are named after
+    their topic)."""
+
+    def dead_lettered(self, topic: str) -> None:
+        DEAD_LETTERS.labels(short(topic)).inc()
+        record_outcome(short(topic), "dead_lettered").inc()
+
+    def batch_handled(self, handler: str, records: int, seconds: float) -> None:
+        record_outcome(handler, "handled").inc(records)
+        HANDLE_SECONDS.observe(seconds / max(records, 1))

@@ -18,9 +18,7 @@ class EnrollerSettings(KafkaSettings):
     # on are looked for.
     enroller_timer_interval_s: float = 0.5
     enroller_batch_size: int = 1000  # records decided together, before one wait for acks
-    enroller_batch_wait_s: float = 0.002  # how long a batch waits to fill up
     enroller_dedupe_window: int = 24  # latest change ids remembered per contact
-    enroller_commit_interval_s: float = 1.0
     enroller_linger_ms: int = 1  # producer batching delay (commands are on the SMS path)
     # A crashed instance's partitions move to the others after this long without heartbeats.
     enroller_session_timeout_s: float = 30.0
@@ -28,5 +26,5 @@ class EnrollerSettings(KafkaSettings):
 
     @property
     def app_id(self) -> str:
-        """faust's app id: the consumer group and the prefix of the changelog topics."""
+        """The consumer group and the prefix of the changelog topics."""
         return f"{self.topic_prefix}enroller"

@@ -42,6 +42,12 @@ class TimerQueue:
             self._waking_at = due
             self._wake.set()
 
+    def wake(self) -> None:
+        """End the current ``wait`` now (other work is ready: a new assignment)."""
+        if self._wake is not None:
+            self._waking_at = -math.inf
+            self._wake.set()
+
     def pop_due(self, now: float, limit: int = 10_000) -> list[str]:
         """Keys with something due at ``now``, each once, earliest first."""
         keys: list[str] = []
@@ -69,7 +75,7 @@ class TimerQueue:
         delay = self._waking_at - now
         if delay <= 0:
             # Still a suspension point: a caller looping on overdue timers it cannot fire
-            # yet must not starve the event loop (faust's rebalance runs on it).
+            # yet must not starve the event loop (the rebalance runs on it).
             self._waking_at = math.inf
             await asyncio.sleep(0)
             return

@@ -5,7 +5,7 @@ stores whose batches can be run one at a time."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -103,12 +103,18 @@ class MemoryPipeline:
     """A RecordPipeline on memory stores and a FakeProducer, without a consumer: ``run``
     handles one batch of one partition and returns the offset it would commit."""
 
-    def __init__(self, handlers: Mapping[str, Handler], stores: Mapping[str, str]) -> None:
+    def __init__(
+        self,
+        handlers: Mapping[str, Handler],
+        stores: Mapping[str, str],
+        raw: Iterable[str] = (),
+        service: str = "test",
+    ) -> None:
         self.producer = FakeProducer()
         self.metrics = _Metrics()
-        self.state = PartitionedState(stores, memory_stores)
+        self.state = PartitionedState(stores, memory_stores, raw=raw)
         self.pipeline = RecordPipeline(
-            service="test",
+            service=service,
             consumer=None,  # type: ignore[arg-type]
             producer=self.producer,  # type: ignore[arg-type]
             handlers=handlers,

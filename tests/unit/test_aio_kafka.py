@@ -2,16 +2,12 @@ from __future__ import annotations
 
 import ssl
 
-import faust
-
-from services.common.aio_kafka import aiokafka_options, faust_broker, faust_credentials
+from services.common.aio_kafka import aiokafka_options
 from services.common.settings import KafkaSettings
 
 
 def test_plaintext_needs_no_credentials() -> None:
     settings = KafkaSettings(kafka_bootstrap_servers="a:9092,b:9092")
-    assert faust_credentials(settings) is None
-    assert faust_broker(settings) == ["kafka://a:9092", "kafka://b:9092"]
     assert aiokafka_options(settings) == {
         "bootstrap_servers": ["a:9092", "b:9092"],
         "security_protocol": "PLAINTEXT",
@@ -28,7 +24,5 @@ def test_sasl_ssl_carries_the_secret_and_a_verifying_tls_context() -> None:
     options = aiokafka_options(settings)
     assert options["sasl_plain_password"] == "s3cret"
     assert options["ssl_context"].verify_mode is ssl.CERT_REQUIRED
-    credentials = faust_credentials(settings)
-    assert isinstance(credentials, faust.SASLCredentials)
-    assert credentials.mechanism.value == "SCRAM-SHA-512"
-    assert credentials.ssl_context is not None
+    assert options["sasl_mechanism"] == "SCRAM-SHA-512"
+    assert options["sasl_plain_username"] == "svc"

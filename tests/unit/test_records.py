@@ -131,6 +131,43 @@ async def test_a_blocking_handler_holds_on_any_failure() -> None:
     assert memory.producer.sent == []  # not dead-lettered: it is retried, never skipped
 
 
+def _add(batch: Batch, n: int) -> None:
+    """A job's work: what a record of ``n`` would do, with no record behind it."""
+    total = (batch.get("totals", "k") or 0) + n
+    batch.put("totals", "k", total)
+    batch.emit("totals-out", "k", json.dumps({"total": total}).encode())
+
+
+@pytest.mark.asyncio
+async def test_a_job_is_done_like_a_batch_but_commits_no_offset() -> None:
+    memory, _ = _pipeline()
+    assert await memory.run([record(TOPIC, 0, _value(1))]) == 1
+    sent = len(memory.producer.sent)
+    assert await memory.pipeline.run_job(0, lambda batch: _add(batch, 10))
+    # Its outputs, then its state (acknowledged before run_job returns); no offset to commit.
+    assert [(s.topic, s.json) for s in memory.producer.sent[sent:]] == [
+        ("totals-out", {"total": 11}),
+        ("totals-changelog", 11),
+    ]
+    assert memory.stored("totals", "k") == 11
+    assert memory.pipeline._to_commit == {}
+
+
+@pytest.mark.asyncio
+async def test_a_job_on_a_partition_not_held_does_nothing_and_a_refused_one_writes_nothing() -> (
+    None
+):
+    memory, _ = _pipeline()
+    assert not await memory.pipeline.run_job(0, lambda batch: _add(batch, 1))
+    assert memory.producer.sent == []
+    assert memory.state.partitions == []  # not even an empty store made for it
+    assert await memory.run([record(TOPIC, 0, _value(1))]) == 1
+    memory.producer.fail = KafkaTimeoutError()
+    with pytest.raises(KafkaTimeoutError):
+        await memory.pipeline.run_job(0, lambda batch: _add(batch, 5))
+    assert memory.stored("totals", "k") == 1
+
+
 @pytest.mark.asyncio
 async def test_unacknowledged_outputs_write_no_state_and_commit_nothing() -> None:
     memory, _ = _pipeline()
