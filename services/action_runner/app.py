@@ -15,7 +15,6 @@ from aiohttp import web
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.structs import TopicPartition
-from kafka.admin import NewTopic
 
 from schemas.envelope import utcnow
 from schemas.topics import CONTACT_CHANGES, DEAD_LETTERS, OPT_OUTS
@@ -42,6 +41,7 @@ from services.common.logging import get_logger
 from services.common.number_opt_outs import NumberOptOuts
 from services.common.records import Handler, PartitionedState, RecordPipeline
 from services.common.state_store import StoreFactory, memory_stores, rocks_stores
+from services.common.topic_layout import TopicDef
 
 SERVICE = "action-runner"
 INTERNAL = (PHONE_INDEX, CONSENT_COMMANDS, PHONE_REINDEX)
@@ -59,12 +59,12 @@ def changelog(settings: RunnerSettings, store: str) -> str:
     return f"{app_id(settings)}-{store}-state"
 
 
-def own_topics(settings: RunnerSettings, partitions: int) -> list[NewTopic]:
+def own_topics(settings: RunnerSettings, partitions: int) -> list[TopicDef]:
     """The runner's repartition topics and its stores' compacted changelogs."""
     name = app_id(settings)
     replication = settings.replication_factor
     return [
-        NewTopic(
+        TopicDef(
             f"{name}-{topic}",
             partitions,
             replication,
@@ -72,7 +72,7 @@ def own_topics(settings: RunnerSettings, partitions: int) -> list[NewTopic]:
         )
         for topic in INTERNAL
     ] + [
-        NewTopic(
+        TopicDef(
             changelog(settings, store),
             partitions,
             replication,

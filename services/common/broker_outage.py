@@ -3,13 +3,13 @@
 While the broker restarts, a write fails with a connection error, a timeout, a stale leader
 or no controller. Nothing is wrong with the record then: it must wait and be tried again, not
 be dead-lettered after a few quick attempts. faust wraps the client's error
-(``ProducerSendError`` from a ``KafkaError``), so the whole cause chain is looked at.
+(``ProducerSendError`` from a ``KafkaError``), so the whole cause chain is looked at. The
+services' clients are aiokafka's (faust's included), so only its errors are known here.
 """
 
 from __future__ import annotations
 
 import aiokafka.errors as aio
-import kafka.errors as sync
 
 # Not marked retriable by the clients, yet what a broker restart looks like.
 _OUTAGE = (
@@ -19,11 +19,6 @@ _OUTAGE = (
     aio.BrokerNotAvailableError,
     aio.NotControllerError,
     aio.RequestTimedOutError,
-    sync.KafkaTimeoutError,
-    sync.KafkaConnectionError,
-    sync.BrokerNotAvailableError,
-    sync.NotControllerError,
-    sync.RequestTimedOutError,
 )
 
 
@@ -34,7 +29,7 @@ def broker_unavailable(error: BaseException) -> bool:
         seen.add(id(current))
         if isinstance(current, _OUTAGE):
             return True
-        if isinstance(current, aio.KafkaError | sync.KafkaError) and current.retriable:
+        if isinstance(current, aio.KafkaError) and current.retriable:
             return True
         current = current.__cause__ or current.__context__
     return False

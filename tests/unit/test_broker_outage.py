@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import aiokafka.errors as aio
-import kafka.errors as sync
 import pytest
 from faust.exceptions import ProducerSendError
 
@@ -27,8 +26,6 @@ def wrapped(cause: BaseException) -> ProducerSendError:
         aio.NotLeaderForPartitionError(),
         aio.NotControllerError(),
         aio.RequestTimedOutError(),
-        sync.KafkaTimeoutError(),
-        sync.NotControllerError(),
         wrapped(aio.KafkaConnectionError("refused")),
         wrapped(aio.LeaderNotAvailableError()),
     ],
@@ -43,7 +40,6 @@ def test_a_broker_outage_is_waited_out(error: BaseException) -> None:
         aio.MessageSizeTooLargeError(),
         aio.RecordTooLargeError(),
         wrapped(aio.MessageSizeTooLargeError()),
-        sync.MessageSizeTooLargeError(),
         ValueError("bad record"),
         ProducerSendError("No transaction producer found"),
     ],
