@@ -6,32 +6,36 @@ import argparse
 import asyncio
 import sys
 
-from kafka import KafkaConsumer
-
 from schemas.topics import ACTIONS, CONTACT_CHANGES, SMS_INBOUND
 from services.action_runner.settings import RunnerSettings
 from services.common.definitions_view import DefinitionsView
-from services.common.kafka import create_topics, ensure_topics
 from services.common.logging import configure_logging, get_logger
 from services.common.serving import run_until_signalled
+from services.common.topic_admin import create_contract_topics, ensure_topics, partition_counts
 
 log = get_logger(__name__)
 
 DEFINITIONS_LOAD_TIMEOUT_S = 60.0
 
 
-def partition_count(settings: RunnerSettings) -> int:
+async def prepare_topics(settings: RunnerSettings) -> int:
+    """Creates the contract topics and the runner's own, those that are missing (a fresh
+    broker works out of the box); returns the contact partition count."""
+    await create_contract_topics(settings)
+    partitions = await partition_count(settings)
+    from services.action_runner.app import own_topics
+
+    await ensure_topics(settings, own_topics(settings, partitions))
+    return partitions
+
+
+async def partition_count(settings: RunnerSettings) -> int:
     """The contact partition count as the broker has it; the co-partitioned topics the
     runner reads must agree, since its tables are partitioned the same way."""
-    consumer = KafkaConsumer(**settings.client_config())
-    try:
-        counts = {
-            spec.name: len(consumer.partitions_for_topic(settings.topic(spec)) or ())
-            for spec in (ACTIONS, CONTACT_CHANGES, SMS_INBOUND)
-        }
-    finally:
-        consumer.close()
-    if len(set(counts.values())) != 1 or 0 in counts.values():
+    inputs = (ACTIONS, CONTACT_CHANGES, SMS_INBOUND)
+    by_name = await partition_counts(settings, [settings.topic(spec) for spec in inputs])
+    counts = {spec.name: by_name[settings.topic(spec)] for spec in inputs}
+    if len(set(counts.values())) != 1:
         raise SystemExit(f"action-runner: topics are not co-partitioned: {counts}")
     return counts[ACTIONS.name]
 
@@ -51,19 +55,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"action-runner: refusing to start: {problem}", file=sys.stderr)
         return 2
     configure_logging("action-runner", level=settings.log_level)
-    create_topics(settings)  # idempotent: a fresh broker works out of the box
-    partitions = partition_count(settings)
-    from services.action_runner.app import own_topics
-
-    ensure_topics(settings, own_topics(settings, partitions))
-    log.info("service_starting", partitions=partitions, port=settings.action_runner_port)
-    asyncio.run(serve(settings, partitions))
+    asyncio.run(serve(settings))
     return 0
 
 
-async def serve(settings: RunnerSettings, partitions: int) -> None:
-    """Reads the definitions to the end, then runs until SIGTERM or SIGINT, then stops
-    cleanly (in-flight batches finish, offsets are committed)."""
+async def serve(settings: RunnerSettings) -> None:
+    """Prepares the topics, reads the definitions to the end, then runs until SIGTERM or
+    SIGINT, then stops cleanly (in-flight batches finish, offsets are committed)."""
+    partitions = await prepare_topics(settings)
+    log.info("service_starting", partitions=partitions, port=settings.action_runner_port)
     definitions = await DefinitionsView(settings).start(wait_s=DEFINITIONS_LOAD_TIMEOUT_S)
     try:
         await run_pipeline(settings, partitions, definitions)

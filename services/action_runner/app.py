@@ -15,7 +15,6 @@ from aiohttp import web
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.structs import TopicPartition
-from kafka.admin import NewTopic
 
 from schemas.envelope import utcnow
 from schemas.topics import CONTACT_CHANGES, DEAD_LETTERS, OPT_OUTS
@@ -43,6 +42,7 @@ from services.common.number_opt_outs import NumberOptOuts
 from services.common.records import Handler, PartitionedState, RecordPipeline
 from services.common.serving import serve_health
 from services.common.state_store import StoreFactory, memory_stores, rocks_stores
+from services.common.topic_layout import TopicDef, compacted
 
 SERVICE = "action-runner"
 INTERNAL = (PHONE_INDEX, CONSENT_COMMANDS, PHONE_REINDEX)
@@ -60,27 +60,19 @@ def changelog(settings: RunnerSettings, store: str) -> str:
     return f"{app_id(settings)}-{store}-state"
 
 
-def own_topics(settings: RunnerSettings, partitions: int) -> list[NewTopic]:
+def own_topics(settings: RunnerSettings, partitions: int) -> list[TopicDef]:
     """The runner's repartition topics and its stores' compacted changelogs."""
     name = app_id(settings)
     replication = settings.replication_factor
     return [
-        NewTopic(
+        TopicDef(
             f"{name}-{topic}",
             partitions,
             replication,
             topic_configs={"cleanup.policy": "delete", "retention.ms": str(INTERNAL_RETENTION_MS)},
         )
         for topic in INTERNAL
-    ] + [
-        NewTopic(
-            changelog(settings, store),
-            partitions,
-            replication,
-            topic_configs={"cleanup.policy": "compact"},
-        )
-        for store in STORES
-    ]
+    ] + [compacted(changelog(settings, store), partitions, replication) for store in STORES]
 
 
 def store_factory(settings: RunnerSettings) -> StoreFactory:

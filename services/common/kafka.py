@@ -1,4 +1,6 @@
-"""kafka-python clients and topic administration built from settings."""
+"""kafka-python clients and topic administration built from settings, for the control
+commands, the tests and the benchmarks (the services administer topics with aiokafka:
+``topic_admin``)."""
 
 from __future__ import annotations
 
@@ -10,9 +12,10 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.admin import NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
-from schemas.topics import ALL_TOPICS, SMS_LEDGER, SMS_REQUESTS, TopicSpec
+from schemas.topics import ALL_TOPICS, TopicSpec
 from services.common.codec import encode, encode_key
 from services.common.settings import KafkaSettings
+from services.common.topic_layout import CO_PARTITIONED, contract_topics, require_same_partitions
 
 
 def make_producer(settings: KafkaSettings, **overrides: Any) -> KafkaProducer:
@@ -49,25 +52,11 @@ def create_topics(
     return ensure_topics(
         settings,
         [
-            NewTopic(
-                name=settings.topic(spec),
-                num_partitions=spec.partition_count(settings.partitions),
-                replication_factor=settings.replication_factor,
-                topic_configs=spec.config(),
-            )
-            for spec in specs
+            NewTopic(t.name, t.num_partitions, t.replication_factor, topic_configs=t.topic_configs)
+            for t in contract_topics(settings, specs)
         ],
         timeout_s,
     )
-
-
-class TopicLayoutError(RuntimeError):
-    """Existing topics whose partitioning breaks an assumption; the message says the fix."""
-
-
-# Topics that must have the same partition count: the SMS sender owns a request's ledger
-# entry on the partition number of the request's own.
-CO_PARTITIONED = (SMS_REQUESTS, SMS_LEDGER)
 
 
 def check_partitioning(settings: KafkaSettings, timeout_s: float = 30.0) -> dict[str, int]:
@@ -86,13 +75,7 @@ def check_partitioning(settings: KafkaSettings, timeout_s: float = 30.0) -> dict
             time.sleep(0.2)
     finally:
         consumer.close()
-    if len(set(counts.values())) != 1:
-        listed = ", ".join(f"{name} has {count}" for name, count in counts.items())
-        raise TopicLayoutError(
-            f"{listed} partitions; they must have the same number. "
-            "fix: add partitions to the smaller one (kafka-topics.sh --alter --partitions N) "
-            "before the SMS sender starts"
-        )
+    require_same_partitions(counts)
     return counts
 
 
@@ -102,7 +85,7 @@ def ensure_topics(
     """Create the topics that are missing and wait until the broker's metadata shows them.
 
     Clients that subscribe to a topic before it is visible ignore it or fail to route to it,
-    so services create their topics up front rather than on first use.
+    so topics are created up front rather than on first use.
     """
     topics = list(topics)
     admin = make_admin(settings)

@@ -10,17 +10,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-import time
 from typing import cast
 
-from kafka.admin import NewTopic
-from kafka.errors import KafkaError
+from aiokafka.errors import KafkaError
 
 from schemas.topics import ACTION_RESULTS, CONTACT_CHANGES
 from services.common.definitions_view import DefinitionsView
-from services.common.kafka import ensure_topics, make_consumer
 from services.common.logging import configure_logging, get_logger
 from services.common.serving import run_until_signalled
+from services.common.topic_admin import ensure_topics, partition_counts
+from services.common.topic_layout import TopicDef, TopicLayoutError, compacted
 
 from .settings import EnrollerSettings
 
@@ -29,47 +28,25 @@ log = get_logger("services.enroller")
 DEFINITIONS_LOAD_TIMEOUT_S = 60.0
 
 
-class StartupError(RuntimeError):
-    pass
-
-
-def source_partitions(settings: EnrollerSettings, timeout_s: float = 30.0) -> int:
-    """The partition count shared by the source topics (the tables must match it)."""
-    consumer = make_consumer(settings, group_id=None)
-    try:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            counts = {
-                spec.name: len(consumer.partitions_for_topic(settings.topic(spec)) or ())
-                for spec in (CONTACT_CHANGES, ACTION_RESULTS)
-            }
-            if all(counts.values()):
-                break
-            if time.monotonic() > deadline:
-                missing = ", ".join(settings.topic_prefix + n for n, c in counts.items() if not c)
-                raise StartupError(f"topics missing: {missing}; run `smsflow topics create`")
-            time.sleep(0.5)
-    finally:
-        consumer.close()
+async def prepare_topics(settings: EnrollerSettings) -> int:
+    """The partition count the source topics share (the stores are partitioned alike); the
+    stores' changelogs are created when missing."""
+    names = [settings.topic(spec) for spec in (CONTACT_CHANGES, ACTION_RESULTS)]
+    counts = await partition_counts(settings, names)
     if len(set(counts.values())) != 1:
-        raise StartupError(f"source topics are not co-partitioned: {counts}")
-    return next(iter(counts.values()))
+        raise TopicLayoutError(f"source topics are not co-partitioned: {counts}")
+    partitions = counts[names[0]]
+    await ensure_topics(settings, own_topics(settings, partitions))
+    return partitions
 
 
-def own_topics(settings: EnrollerSettings, partitions: int) -> list[NewTopic]:
+def own_topics(settings: EnrollerSettings, partitions: int) -> list[TopicDef]:
     """The stores' compacted changelogs, partitioned like the source topics."""
     from .app import changelog
     from .contacts import STORES
 
-    return [
-        NewTopic(
-            changelog(settings, store),
-            partitions,
-            settings.replication_factor,
-            topic_configs={"cleanup.policy": "compact"},
-        )
-        for store in STORES
-    ]
+    replication = settings.replication_factor
+    return [compacted(changelog(settings, store), partitions, replication) for store in STORES]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -78,21 +55,21 @@ def main(argv: list[str] | None = None) -> int:
     settings = cast(EnrollerSettings, EnrollerSettings.from_env())
     configure_logging("enroller", level=settings.log_level.upper())
     try:
-        partitions = source_partitions(settings)
-        ensure_topics(settings, own_topics(settings, partitions))
-    except (StartupError, KafkaError, TimeoutError) as exc:
+        asyncio.run(serve(settings))
+    except (TopicLayoutError, KafkaError, TimeoutError) as exc:
         print(f"smsflow enroller: {exc}", file=sys.stderr)
         return 1
-    log.info("service_starting", app_id=settings.app_id, partitions=partitions)
-    asyncio.run(serve(settings, partitions))
     return 0
 
 
-async def serve(settings: EnrollerSettings, partitions: int) -> None:
-    """Reads the definitions to the end, then runs until SIGTERM or SIGINT."""
+async def serve(settings: EnrollerSettings) -> None:
+    """Checks the topics, reads the definitions to the end, then runs until SIGTERM or
+    SIGINT (in-flight batches finish, offsets are committed)."""
     from .app import Enroller
     from .definitions import Definitions
 
+    partitions = await prepare_topics(settings)
+    log.info("service_starting", app_id=settings.app_id, partitions=partitions)
     definitions = Definitions()
     view = DefinitionsView(settings, catalog=definitions.catalog, on_change=definitions.on_change)
     definitions.lock, definitions.loaded = view.lock, view.loaded

@@ -9,6 +9,8 @@ import sys
 from collections.abc import Callable
 
 from services.common.logging import configure_logging
+from services.common.topic_admin import check_partitioning
+from services.common.topic_layout import TopicLayoutError
 from services.sms_sender.service import run
 from services.sms_sender.settings import SenderSettings
 
@@ -29,6 +31,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     configure_logging("sms-sender")
     with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+        try:
+            # The ledger is owned per request partition: it must be partitioned alike.
+            runner.run(check_partitioning(settings))
+        except TopicLayoutError as exc:
+            print(f"sms-sender: refusing to start: {exc}", file=sys.stderr)
+            return 2
         return runner.run(_serve(settings))
 
 

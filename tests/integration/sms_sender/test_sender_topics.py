@@ -1,0 +1,53 @@
+"""The sender checks the topic layout it relies on before it starts."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+
+import pytest
+from kafka.admin import NewTopic
+
+from schemas.topics import SMS_LEDGER, SMS_REQUESTS
+from services.common.kafka import create_topics, ensure_topics
+from services.common.settings import KafkaSettings
+from tests.integration.sms_sender.processes import WEBHOOK_SECRETS
+from tests.processes import ROOT
+from tests.support import drop_topics
+
+pytestmark = pytest.mark.integration
+
+
+def test_the_sender_refuses_to_start_on_a_ledger_partitioned_unlike_the_requests(
+    kafka_bootstrap: str,
+) -> None:
+    settings = KafkaSettings(
+        kafka_bootstrap_servers=kafka_bootstrap, topic_prefix=f"t{uuid.uuid4().hex[:10]}."
+    )
+    ensure_topics(settings, [NewTopic(settings.topic(SMS_LEDGER), 2, 1)])
+    create_topics(settings, [SMS_REQUESTS])
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SMSFLOW_")}
+    env |= {
+        **WEBHOOK_SECRETS,
+        "SMSFLOW_KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+        "SMSFLOW_TOPIC_PREFIX": settings.topic_prefix,
+    }
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "services.sms_sender"],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        drop_topics(settings)
+    assert done.returncode == 2, done.stderr[-3000:]
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith("sms-sender: refusing to start: ")
+    assert f"{settings.topic(SMS_LEDGER)} has 2" in line
+    assert "fix:" in line
