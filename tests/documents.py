@@ -97,13 +97,16 @@ def account_and_message() -> list[dict[str, Any]]:
     return [d for d in design_documents() if d["kind"] != "Workflow"]
 
 
+def definition_records(
+    documents: list[dict[str, Any]], revision: int | None = None
+) -> list[DefinitionApplied]:
+    """The documents as ``smsflow apply`` leaves them (under ``revision``, else the first one)."""
+    extra = {} if revision is None else {"revision": revision}
+    return [DefinitionApplied.model_validate({"document": d, **extra}) for d in documents]
+
+
 def publish_definitions(
     settings: KafkaSettings, documents: list[dict[str, Any]], revision: int | None = None
 ) -> None:
     """The documents on the definitions topic (under ``revision``, else the first one)."""
-    extra = {} if revision is None else {"revision": revision}
-    produce(
-        settings,
-        DEFINITIONS,
-        [DefinitionApplied.model_validate({"document": d, **extra}) for d in documents],
-    )
+    produce(settings, DEFINITIONS, definition_records(documents, revision))

@@ -26,7 +26,7 @@ from services.common.kafka import make_producer, send_model
 from services.control.local_kafka import LocalBroker
 from services.control.processes import alive
 from tests.e2e.definitions import account
-from tests.e2e.stack import SERVICES, Stack, stack_environment
+from tests.e2e.stack import SERVICES, DevStack, stack_environment
 
 pytestmark = [
     pytest.mark.e2e,
@@ -41,13 +41,6 @@ COUNT = 500
 PACE_PER_S = 12.0  # contact changes published per second
 OUTAGE_S = 30
 RECOVERY_S = 180
-HEALTH = {
-    "gateway-sim": ("SMSFLOW_GATEWAY_SIM_PORT", "/_sim/health"),
-    "enroller": ("SMSFLOW_ENROLLER_PORT", "/healthz"),
-    "action-runner": ("SMSFLOW_ACTION_RUNNER_PORT", "/healthz"),
-    "sms-sender": ("SMSFLOW_SENDER_PORT", "/healthz"),
-    "dashboard": ("SMSFLOW_DASHBOARD_PORT", "/healthz"),
-}
 TROUBLE = re.compile(r"Traceback|\berror\b|exception|crash", re.IGNORECASE)
 
 
@@ -56,16 +49,9 @@ def number(i: int) -> str:
 
 
 @pytest.fixture
-def stack(own_broker: LocalBroker, tmp_path: Path) -> Iterator[Stack]:
-    state_dir = tmp_path / "stack"
-    handle = Stack(stack_environment(own_broker.bootstrap, state_dir), state_dir)
-    up = handle.smsflow("dev", "up", timeout_s=300)
-    try:
-        if up.returncode != 0:
-            pytest.fail(f"smsflow dev up failed:\n{up.stdout}\n{up.stderr}\n{handle.logs()}")
+def stack(own_broker: LocalBroker, tmp_path: Path) -> Iterator[DevStack]:
+    with DevStack(stack_environment(own_broker.bootstrap, tmp_path / "stack")) as handle:
         yield handle
-    finally:
-        handle.smsflow("dev", "down", timeout_s=120)
 
 
 class Publisher(threading.Thread):
@@ -74,7 +60,7 @@ class Publisher(threading.Thread):
     the publisher then waits, like any upstream would, and resumes with a new producer (a
     kafka-python client left polling a stopped broker leaks sockets)."""
 
-    def __init__(self, stack: Stack) -> None:
+    def __init__(self, stack: DevStack) -> None:
         super().__init__(name="publisher", daemon=True)
         self.stack = stack
         self.gate = threading.Lock()
@@ -127,8 +113,8 @@ def change(i: int) -> ContactChange:
 class Watch:
     """Every service's pid, checked throughout: none may exit."""
 
-    def __init__(self, stack: Stack) -> None:
-        self.pids = {name: stack.pid(name) for name in SERVICES}
+    def __init__(self, stack: DevStack) -> None:
+        self.pids = {name: stack.services[name].pid() for name in SERVICES}
         self.exited: dict[str, float] = {}
         self.began = time.monotonic()
 
@@ -138,17 +124,11 @@ class Watch:
                 self.exited[name] = time.monotonic() - self.began
 
 
-def ready(stack: Stack, name: str) -> bool:
-    variable, path = HEALTH[name]
-    url = f"http://127.0.0.1:{stack.env[variable]}{path}"
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            return bool(response.status == 200)
-    except (urllib.error.URLError, OSError):
-        return False
+def ready(stack: DevStack, name: str) -> bool:
+    return stack.services[name].healthy()
 
 
-def received(stack: Stack) -> Counter[str]:
+def received(stack: DevStack) -> Counter[str]:
     wanted = {number(i) for i in range(COUNT)}
     try:
         messages = stack.gateway_messages()
@@ -157,7 +137,7 @@ def received(stack: Stack) -> Counter[str]:
     return Counter(m["to"] for m in messages if m["to"] in wanted)
 
 
-def trouble(stack: Stack, lines: int = 12) -> str:
+def trouble(stack: DevStack, lines: int = 12) -> str:
     """The last lines of each log that look like a failure."""
     parts = []
     for name in SERVICES:
@@ -169,7 +149,7 @@ def trouble(stack: Stack, lines: int = 12) -> str:
 
 
 def test_every_service_rides_out_a_broker_restart_with_each_sms_sent_once(
-    own_broker: LocalBroker, stack: Stack, tmp_path: Path
+    own_broker: LocalBroker, stack: DevStack, tmp_path: Path
 ) -> None:
     result = stack.apply(tmp_path / "defs", account(ACCOUNT))
     assert result.returncode == 0, result.stderr

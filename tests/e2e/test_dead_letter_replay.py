@@ -11,7 +11,6 @@ the dead letters are replayed.
 from __future__ import annotations
 
 import json
-import urllib.request
 import uuid
 from pathlib import Path
 
@@ -26,8 +25,7 @@ from services.common.dead_letters import REPLAYED_FROM_HEADER
 from services.common.kafka import make_producer
 from services.control.topic_reader import read_topics
 from tests.e2e.definitions import SUBSCRIBE_SMS, account, workflow
-from tests.e2e.stack import Stack
-from tests.integration.control.dashboard_process import get_json
+from tests.e2e.stack import DevStack
 from tests.support import produce, read_models
 
 pytestmark = pytest.mark.e2e
@@ -41,14 +39,14 @@ def marketing_flag(account_id: str) -> dict[str, object]:
     return yaml.safe_load(workflow(account_id, "marketing-flag", CUSTOMER, actions))
 
 
-def letters(stack: Stack, *args: str) -> list[dict[str, object]]:
+def letters(stack: DevStack, *args: str) -> list[dict[str, object]]:
     result = stack.smsflow("dead-letters", "list", "--json", *args)
     assert result.returncode == 0, result.stderr
     return [json.loads(line) for line in result.stdout.splitlines()]
 
 
 def test_a_dead_letter_is_replayed_once_after_the_cause_is_fixed(
-    stack: Stack, tmp_path: Path
+    stack: DevStack, tmp_path: Path
 ) -> None:
     account_id = f"late{uuid.uuid4().hex[:6]}"
     # The workflow arrives before its account (e.g. the account's apply was rolled back).
@@ -100,8 +98,10 @@ def test_a_dead_letter_is_replayed_once_after_the_cause_is_fixed(
     assert [r["state"] for r in mine] == ["replayed"]
 
     # dev up started the dashboard, which counts the dead letter too.
-    dashboard = f"http://127.0.0.1:{stack.env['SMSFLOW_DASHBOARD_PORT']}/api/state"
-    counts = stack.wait(lambda: get_json(dashboard)["dead_letters"], "the dashboard's counts")
+    dashboard = stack.services["dashboard"]
+    counts = stack.wait(
+        lambda: dashboard.read_json("/api/state")["dead_letters"], "the dashboard's counts"
+    )
     assert counts.get("action-runner actions", 0) >= 1
 
 
@@ -113,17 +113,15 @@ def subscribe_and_send(account_id: str) -> dict[str, object]:
 REPLAYED_ACTIONS = "smsflow_action_runner_replayed_actions_total "
 
 
-def runner_replays(stack: Stack) -> float:
+def runner_replays(stack: DevStack) -> float:
     """The runner's count of commands answered from its table (copies not run again)."""
-    metrics = f"http://127.0.0.1:{stack.env['SMSFLOW_ACTION_RUNNER_PORT']}/metrics"
-    with urllib.request.urlopen(metrics, timeout=10) as response:
-        text = response.read().decode()
+    text = stack.services["action-runner"].read("/metrics")
     (line,) = (x for x in text.splitlines() if x.startswith(REPLAYED_ACTIONS))
     return float(line.split()[-1])
 
 
 def test_a_send_dead_lettered_for_its_missing_account_is_sent_once_after_a_replay(
-    stack: Stack, tmp_path: Path
+    stack: DevStack, tmp_path: Path
 ) -> None:
     account_id = f"miss{uuid.uuid4().hex[:6]}"
     # The message and the workflow arrive, their account not yet (as in a race, or after the

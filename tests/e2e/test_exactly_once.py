@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
 import time
 from collections import Counter
 
@@ -13,7 +11,7 @@ from schemas.contacts import ContactChange
 from schemas.sms import SmsStatus, SmsStatusEvent
 from schemas.topics import CONTACT_CHANGES
 from tests.e2e.definitions import account
-from tests.e2e.stack import Stack
+from tests.e2e.stack import DevStack
 from tests.support import produce
 
 pytestmark = pytest.mark.e2e
@@ -22,7 +20,7 @@ ACCOUNT = "eo"
 
 
 @pytest.fixture(scope="module")
-def applied(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Stack:
+def applied(stack: DevStack, tmp_path_factory: pytest.TempPathFactory) -> DevStack:
     result = stack.apply(tmp_path_factory.mktemp("eo"), account(ACCOUNT))
     assert result.returncode == 0, result.stderr
     return stack
@@ -37,7 +35,7 @@ def customer(contact: str, number: str) -> ContactChange:
 
 
 def wait_final(
-    stack: Stack, contacts: list[str], timeout_s: float = 90
+    stack: DevStack, contacts: list[str], timeout_s: float = 90
 ) -> dict[str, SmsStatusEvent]:
     def probe() -> dict[str, SmsStatusEvent] | None:
         latest = stack.latest()
@@ -53,11 +51,11 @@ def wait_final(
     return result
 
 
-def sent_to(stack: Stack, numbers: list[str]) -> Counter[str]:
+def sent_to(stack: DevStack, numbers: list[str]) -> Counter[str]:
     return Counter(m["to"] for m in stack.gateway_messages() if m["to"] in numbers)
 
 
-def test_a_replayed_contact_change_sends_one_sms(applied: Stack) -> None:
+def test_a_replayed_contact_change_sends_one_sms(applied: DevStack) -> None:
     change = customer("replay-1", "+358402220001")
     again = customer("replay-1", "+358402220001")  # same facts, new event id
     produce(applied.settings, CONTACT_CHANGES, [change, change, again])
@@ -70,7 +68,7 @@ def test_a_replayed_contact_change_sends_one_sms(applied: Stack) -> None:
     assert sent_to(applied, ["+358402220001"]) == Counter({"+358402220001": 1})
 
 
-def test_a_sender_killed_mid_flight_sends_each_sms_once_after_restart(applied: Stack) -> None:
+def test_a_sender_killed_mid_flight_sends_each_sms_once_after_restart(applied: DevStack) -> None:
     numbers = [f"+35840222{i:04d}" for i in range(10, 16)]
     contacts = [f"crash-{i}" for i in range(len(numbers))]
     produce(applied.settings, CONTACT_CHANGES, map(customer, contacts, numbers))
@@ -81,7 +79,7 @@ def test_a_sender_killed_mid_flight_sends_each_sms_once_after_restart(applied: S
         )
 
     applied.wait(some_queued, "the first SMS requests", 60)
-    os.kill(applied.pid("sms-sender"), signal.SIGKILL)
+    applied.services["sms-sender"].kill()
     status = applied.smsflow("dev", "status")
     assert status.returncode == 1
     assert any(
@@ -96,7 +94,7 @@ def test_a_sender_killed_mid_flight_sends_each_sms_once_after_restart(applied: S
     assert sent_to(applied, numbers) == Counter(dict.fromkeys(numbers, 1))
 
 
-def test_gateway_faults_are_retried_without_duplicates(applied: Stack) -> None:
+def test_gateway_faults_are_retried_without_duplicates(applied: DevStack) -> None:
     numbers = [f"+35840222{i:04d}" for i in range(20, 25)]
     contacts = [f"faulty-{i}" for i in range(len(numbers))]
     requests_before = len(applied.gateway("/_sim/requests"))

@@ -17,7 +17,7 @@ from schemas.sms import FINAL_STATUSES, SmsStatus, SmsStatusEvent
 from schemas.subscriptions import ConsentSource, LegalBasis, SubscriptionStatus
 from schemas.topics import DEFINITIONS
 from tests.e2e.definitions import SENDER, account
-from tests.e2e.stack import Stack
+from tests.e2e.stack import DevStack
 from tests.support import read_all
 
 pytestmark = pytest.mark.e2e
@@ -83,7 +83,7 @@ SETTLED = FINAL_STATUSES | {SmsStatus.DEFERRED}
 
 
 @pytest.fixture(scope="module")
-def outcome(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> dict[str, SmsStatusEvent]:
+def outcome(stack: DevStack, tmp_path_factory: pytest.TempPathFactory) -> dict[str, SmsStatusEvent]:
     """Apply the definitions, publish every scenario's contact, wait until all settle."""
     folder = tmp_path_factory.mktemp("defs")
     text = "---".join(
@@ -112,13 +112,13 @@ def outcome(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> dict[str,
     return result
 
 
-def gateway_count(stack: Stack, number: str) -> int:
+def gateway_count(stack: DevStack, number: str) -> int:
     return Counter(m["to"] for m in stack.gateway_messages())[number]
 
 
 @pytest.mark.parametrize("contact", sorted(SCENARIOS))
 def test_each_scenario_ends_as_expected(
-    stack: Stack, outcome: dict[str, SmsStatusEvent], contact: str
+    stack: DevStack, outcome: dict[str, SmsStatusEvent], contact: str
 ) -> None:
     _, _, number, _, status, reason = SCENARIOS[contact]
     event = outcome[contact]
@@ -134,7 +134,7 @@ def test_each_scenario_ends_as_expected(
 
 
 def test_exactly_one_gateway_message_per_expected_sms(
-    stack: Stack, outcome: dict[str, SmsStatusEvent]
+    stack: DevStack, outcome: dict[str, SmsStatusEvent]
 ) -> None:
     expected = {n for (_, _, n, _, s, _) in SCENARIOS.values() if s is SmsStatus.DELIVERED}
     ours = {n for (_, _, n, *_) in SCENARIOS.values() if n}
@@ -143,7 +143,7 @@ def test_exactly_one_gateway_message_per_expected_sms(
 
 
 def test_the_body_is_rendered_with_the_opt_out_text(
-    stack: Stack, outcome: dict[str, SmsStatusEvent]
+    stack: DevStack, outcome: dict[str, SmsStatusEvent]
 ) -> None:
     (message,) = [m for m in stack.gateway_messages() if m["to"] == "+358401110001"]
     assert message["body"].startswith("Hei Aino! Welcome (e2e).")
@@ -153,7 +153,7 @@ def test_the_body_is_rendered_with_the_opt_out_text(
 
 
 def test_subscribe_then_send_records_consent_before_the_sms(
-    stack: Stack, outcome: dict[str, SmsStatusEvent]
+    stack: DevStack, outcome: dict[str, SmsStatusEvent]
 ) -> None:
     changes = [c for c in stack.subscription_changes() if c.contact_id == "mobile"]
     (subscribed,) = [c for c in changes if c.status is SubscriptionStatus.SUBSCRIBED]
@@ -171,7 +171,7 @@ def test_subscribe_then_send_records_consent_before_the_sms(
 
 
 def test_quiet_hours_defer_until_the_window_opens(
-    stack: Stack, outcome: dict[str, SmsStatusEvent]
+    stack: DevStack, outcome: dict[str, SmsStatusEvent]
 ) -> None:
     event = outcome["quiet-hours"]
     assert event.deferred_until is not None
@@ -180,7 +180,7 @@ def test_quiet_hours_defer_until_the_window_opens(
     assert gateway_count(stack, "+358401110009") == 0
 
 
-def test_stop_reply_then_no_more_sms(stack: Stack, outcome: dict[str, SmsStatusEvent]) -> None:
+def test_stop_reply_then_no_more_sms(stack: DevStack, outcome: dict[str, SmsStatusEvent]) -> None:
     number = "+358401110008"
     reply = stack.gateway("/_sim/inbound", {"from": number, "to": SENDER, "body": "Stop"})
     assert reply["forwarded"] is True
@@ -208,7 +208,7 @@ def test_stop_reply_then_no_more_sms(stack: Stack, outcome: dict[str, SmsStatusE
     assert len(welcome) == 1
 
 
-def test_a_workflow_sending_a_draft_is_rejected_at_apply(stack: Stack, tmp_path: Path) -> None:
+def test_a_workflow_sending_a_draft_is_rejected_at_apply(stack: DevStack, tmp_path: Path) -> None:
     before = read_all(stack.settings, DEFINITIONS)
     text = """
 apiVersion: smsflow/v1
@@ -234,7 +234,7 @@ spec:
 
 
 def test_status_command_shows_every_scenario_with_masked_numbers(
-    stack: Stack, outcome: dict[str, SmsStatusEvent]
+    stack: DevStack, outcome: dict[str, SmsStatusEvent]
 ) -> None:
     table = stack.smsflow("status", "--account", "e2e")
     assert table.returncode == 0, table.stderr
@@ -251,7 +251,7 @@ def test_status_command_shows_every_scenario_with_masked_numbers(
 
 
 def test_logs_never_carry_a_full_number_or_a_body(
-    stack: Stack, outcome: dict[str, SmsStatusEvent]
+    stack: DevStack, outcome: dict[str, SmsStatusEvent]
 ) -> None:
     secrets = [n for (_, _, n, *_) in SCENARIOS.values() if n]
     secrets += [  # as written in the contact properties

@@ -40,7 +40,7 @@ from services.control.apply import apply_paths
 from services.control.status_table import LatestStatuses
 from tests.e2e.definitions import account, sender_of
 from tests.e2e.replicas import Replicas
-from tests.e2e.stack import Stack
+from tests.e2e.stack import DevStack
 from tests.support import read_models, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -94,9 +94,9 @@ def replicas(kafka_bootstrap: str, tmp_path: Path) -> Iterator[Replicas]:
         handle.down()
 
 
-def gateway(replicas: Replicas) -> Stack:
+def gateway(replicas: Replicas) -> DevStack:
     """The stack's HTTP helpers against this stack's gateway simulator."""
-    return Stack(replicas.envs[0], Path(replicas.envs[0]["SMSFLOW_STATE_DIR"]))
+    return DevStack(replicas.envs[0])
 
 
 def contact(contact_id: str, number: str, send_at: datetime) -> ContactChange:
@@ -127,7 +127,7 @@ def enroll(replicas: Replicas) -> None:
         producer.close()
 
 
-def sends(stack: Stack) -> list[dict[str, Any]]:
+def sends(stack: DevStack) -> list[dict[str, Any]]:
     """Every provider call the simulator received, in order (answered or refused)."""
     return [r for r in stack.gateway("/_sim/requests") if r["path"] == SENDS]
 
@@ -157,7 +157,7 @@ def settled(replicas: Replicas) -> dict[str, SmsStatusEvent] | None:
     return statuses if done else None
 
 
-def first_at_gateway(stack: Stack) -> float | None:
+def first_at_gateway(stack: DevStack) -> float | None:
     """When the first SMS to the household's number was accepted (epoch seconds)."""
     for message in stack.gateway_messages():  # in acceptance order
         if message["to"] == NUMBER:

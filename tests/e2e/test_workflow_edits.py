@@ -12,7 +12,7 @@ import pytest
 from schemas.contacts import ContactChange
 from schemas.topics import CONTACT_CHANGES
 from tests.e2e.definitions import SUBSCRIBE, account, message, workflow
-from tests.e2e.stack import Stack
+from tests.e2e.stack import DevStack
 from tests.support import produce
 
 pytestmark = pytest.mark.e2e
@@ -43,7 +43,7 @@ def number(n: int) -> str:
     return f"+35840555{n:04d}"  # a range no other end-to-end test sends to
 
 
-def bodies(stack: Stack) -> Counter[tuple[str, str]]:
+def bodies(stack: DevStack) -> Counter[tuple[str, str]]:
     """(number, message) -> how many times the gateway accepted it, for this test's numbers
     and messages (other tests of the session may text the same numbers)."""
     ours = {number(n) for n in range(CONTACTS)}
@@ -54,12 +54,12 @@ def bodies(stack: Stack) -> Counter[tuple[str, str]]:
     )
 
 
-def count_of(stack: Stack, message_id: str) -> int:
+def count_of(stack: DevStack, message_id: str) -> int:
     return sum(c for (_, m), c in bodies(stack).items() if m == message_id)
 
 
 def test_inserting_actions_before_waiting_contacts_sends_nothing_twice_and_nothing_new(
-    stack: Stack, tmp_path: Path
+    stack: DevStack, tmp_path: Path
 ) -> None:
     documents = [account(ACCOUNT), *(edit_message(m) for m in "abyz")]
     applied = stack.apply(tmp_path, "---".join([*documents, edit_flow()]))

@@ -16,7 +16,7 @@ from schemas.enrollment import EnrollmentEvent
 from schemas.sms import SmsStatus
 from schemas.topics import ACTION_RESULTS, CONTACT_CHANGES, ENROLLMENT_EVENTS
 from tests.e2e.definitions import SUBSCRIBE, account, message, workflow
-from tests.e2e.stack import Stack
+from tests.e2e.stack import DevStack
 from tests.support import produce, read_models
 
 pytestmark = pytest.mark.e2e
@@ -80,7 +80,7 @@ def change(contact: str, **properties: Any) -> ContactChange:
     return ContactChange(account_id=ACCOUNT, contact_id=contact, properties=properties)
 
 
-def bodies_to(stack: Stack, number: str) -> list[str]:
+def bodies_to(stack: DevStack, number: str) -> list[str]:
     """The message ids (``Power <id>``) the gateway accepted for ``number``, in order."""
     return [
         str(m["body"]).removeprefix("Power ").split()[0]
@@ -89,12 +89,12 @@ def bodies_to(stack: Stack, number: str) -> list[str]:
     ]
 
 
-def wait_for(stack: Stack, probe: Callable[[], Any], what: str, timeout_s: float = 90) -> Any:
+def wait_for(stack: DevStack, probe: Callable[[], Any], what: str, timeout_s: float = 90) -> Any:
     return stack.wait(probe, what, timeout_s)
 
 
 @pytest.fixture(scope="module")
-def applied(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Stack:
+def applied(stack: DevStack, tmp_path_factory: pytest.TempPathFactory) -> DevStack:
     messages = ("gold", "marketable", "plain", "first", "second", "windowed")
     documents = [account(ACCOUNT), *(power_message(m) for m in messages), BRANCH, GOAL]
     result = stack.apply(tmp_path_factory.mktemp("power"), "---".join(documents))
@@ -103,7 +103,7 @@ def applied(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Stack:
 
 
 def test_a_branch_is_taken_by_property_including_one_written_earlier_in_the_workflow(
-    applied: Stack,
+    applied: DevStack,
 ) -> None:
     stack = applied
     gold, other = "+358404440001", "+358404440002"
@@ -131,7 +131,7 @@ def test_a_branch_is_taken_by_property_including_one_written_earlier_in_the_work
     assert recorded == taken
 
 
-def test_a_goal_met_during_a_delay_sends_nothing_more(applied: Stack) -> None:
+def test_a_goal_met_during_a_delay_sends_nothing_more(applied: DevStack) -> None:
     stack = applied
     number = "+358404440003"
     enroll = change("goal-1", mobilephone=number, power_test="goal")
@@ -154,7 +154,7 @@ def test_a_goal_met_during_a_delay_sends_nothing_more(applied: Stack) -> None:
 
 
 def test_a_send_outside_the_sending_window_waits_for_it_to_open(
-    applied: Stack, tmp_path: Path
+    applied: DevStack, tmp_path: Path
 ) -> None:
     stack = applied
     number = "+358404440004"

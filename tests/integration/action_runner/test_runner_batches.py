@@ -15,15 +15,15 @@ from schemas.sms import InboundSms
 from schemas.topics import ACTIONS, SMS_INBOUND
 from services.common.codec import encode
 from tests.documents import SUBSCRIBE
-from tests.integration.action_runner.harness import command, contact, send
-from tests.integration.action_runner.test_runner_flow import Stack, started
+from tests.integration.action_runner.harness import RunnerStack, command, contact, send
+from tests.integration.action_runner.test_runner_flow import started
 from tests.integration.action_runner.test_runner_restarts import assert_identical_copies
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def crashing(kafka_bootstrap: str, tmp_path: Path) -> Iterator[Stack]:
+def crashing(kafka_bootstrap: str, tmp_path: Path) -> Iterator[RunnerStack]:
     # The second batch of actions dies with its outputs out and nothing else written.
     with started(
         kafka_bootstrap,
@@ -36,14 +36,16 @@ def crashing(kafka_bootstrap: str, tmp_path: Path) -> Iterator[Stack]:
 
 
 @pytest.fixture
-def stack(kafka_bootstrap: str, tmp_path: Path) -> Iterator[Stack]:
+def stack(kafka_bootstrap: str, tmp_path: Path) -> Iterator[RunnerStack]:
     # The STOP fails to apply twice (retried 0.1 s, then 0.5 s later): a window in which a
     # send decided without waiting for it would go out.
     with started(kafka_bootstrap, tmp_path, SMSFLOW_INJECT_REPLY_FAILURES="2") as stack:
         yield stack
 
 
-def test_a_kill_9_in_the_middle_of_a_batch_loses_no_sms_and_repeats_none(crashing: Stack) -> None:
+def test_a_kill_9_in_the_middle_of_a_batch_loses_no_sms_and_repeats_none(
+    crashing: RunnerStack,
+) -> None:
     stack = crashing
     contacts = [f"b-{i:03d}" for i in range(40)]
     subscriptions = [command(c, SUBSCRIBE, step=0) for c in contacts]
@@ -78,7 +80,7 @@ def test_a_kill_9_in_the_middle_of_a_batch_loses_no_sms_and_repeats_none(crashin
 
 
 def test_no_send_decided_after_a_stop_was_in_sms_inbound_reaches_sms_requests(
-    stack: Stack,
+    stack: RunnerStack,
 ) -> None:
     number, props = "+358401130100", contact("040 113 0100")
     assert stack.subscribe("r-stop", props=props).outcome is ActionOutcome.DONE

@@ -6,46 +6,33 @@ One runner process serves the whole module; each test uses contacts of its own.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 
 from schemas.actions import ActionOutcome, ActionResult
 from schemas.contacts import ContactChange
-from schemas.dead_letters import DeadLetter
-from schemas.sms import InboundSms, ProviderOptOut, SmsRequest, SmsStatusEvent
-from schemas.subscriptions import SubscriptionChange
-from schemas.topics import (
-    ACTION_RESULTS,
-    ACTIONS,
-    CONTACT_CHANGES,
-    DEAD_LETTERS,
-    SMS_INBOUND,
-    SMS_REQUESTS,
-    SMS_STATUS,
-    SUBSCRIPTION_CHANGES,
-)
+from schemas.sms import ProviderOptOut, SmsStatusEvent
+from schemas.topics import ACTIONS, CONTACT_CHANGES, SMS_INBOUND
 from services.action_runner.internal import WideConsentCommand
 from services.common.idempotency import sms_key
 from services.common.links import link_code
-from services.common.settings import KafkaSettings
 from tests.documents import SUBSCRIBE, account, message, workflow
 from tests.harness import OpenTail
 from tests.integration.action_runner.harness import (
     LINK_SECRET,
-    Producer,
     RunnerProcess,
+    RunnerStack,
     command,
     contact,
     send,
 )
 from tests.support import fresh_settings
-from tests.tail import Tail
 
 pytestmark = pytest.mark.integration
 
@@ -78,93 +65,31 @@ DOCUMENTS: list[dict[str, Any]] = [
 ]
 
 
-class Stack:
-    def __init__(self, settings: KafkaSettings, runner: RunnerProcess) -> None:
-        self.settings = settings
-        self.runner = runner
-        self.producer = Producer(settings)
-        self.results = Tail(settings, ACTION_RESULTS, ActionResult)
-        self.requests = Tail(settings, SMS_REQUESTS, SmsRequest)
-        self.statuses = Tail(settings, SMS_STATUS, SmsStatusEvent)
-        self.changes = Tail(settings, SUBSCRIPTION_CHANGES, SubscriptionChange)
-        self.contact_changes = Tail(settings, CONTACT_CHANGES, ContactChange)
-        self.dead_letters = Tail(settings, DEAD_LETTERS, DeadLetter)
-
-    def result(self, cmd: Any, count: int = 1, timeout_s: float = 30.0) -> ActionResult:
-        """The ``count``-th result for this action id (re-sends share it)."""
-        found: list[ActionResult] = self.results.wait(
-            lambda rs: [r for r in rs if r.action_id == cmd.action_id][count - 1 :],
-            timeout_s,
-            f"result {count} of {cmd.action_id}",
-        )
-        return found[0]
-
-    def run(self, cmd: Any, count: int = 1) -> ActionResult:
-        self.producer.command(cmd)
-        return self.result(cmd, count)
-
-    def subscribe(self, contact_id: str, **kwargs: Any) -> ActionResult:
-        return self.run(command(contact_id, SUBSCRIBE, step=0, **kwargs))
-
-    def requests_for(self, contact_id: str, workflow_only: bool = True) -> list[SmsRequest]:
-        return [
-            r
-            for r in self.requests.poll()
-            if r.contact_id == contact_id and (r.workflow_id or not workflow_only)
-        ]
-
-    def statuses_for(self, contact_id: str) -> list[SmsStatusEvent]:
-        return [s for s in self.statuses.poll() if s.contact_id == contact_id]
-
-    def close(self) -> None:
-        for tail in (
-            self.results,
-            self.requests,
-            self.statuses,
-            self.changes,
-            self.contact_changes,
-            self.dead_letters,
-        ):
-            tail.close()
-        self.producer.close()
-
-
-S = TypeVar("S", bound=Stack)
-
-
 @contextmanager
 def started(
     bootstrap: str,
     data: Path,
-    kind: Callable[[KafkaSettings, RunnerProcess], S] = Stack,  # type: ignore[assignment]
     clean_exit: bool = True,
     documents: list[dict[str, Any]] | None = None,
     **env: str,
-) -> Iterator[S]:
+) -> Iterator[RunnerStack]:
     """A runner of its own (topic prefix, data dir, ``env``) with ``documents`` applied
     (``DOCUMENTS`` by default); on exit it is stopped, and must have exited cleanly unless
     ``clean_exit`` is False."""
     settings = fresh_settings(bootstrap)
-    producer = Producer(settings)
-    producer.definitions(*(DOCUMENTS if documents is None else documents))
-    producer.close()
-    runner = RunnerProcess(settings, data, **env).start()
-    stack = kind(settings, runner)
-    try:
+    runner = RunnerProcess(settings, data, **env)
+    with RunnerStack(settings, runner, DOCUMENTS if documents is None else documents) as stack:
         yield stack
-    finally:
-        stack.close()
-        code = runner.stop()
-        assert code == 0 or not clean_exit, runner.log()
+    assert runner.stop() == 0 or not clean_exit, runner.log()
 
 
 @pytest.fixture(scope="module")
-def stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunnerStack]:
     with started(kafka_bootstrap, Path(tmp_path_factory.mktemp("runner"))) as stack:
         yield stack
 
 
-def test_subscribe_then_send_produces_exactly_one_request(stack: Stack) -> None:
+def test_subscribe_then_send_produces_exactly_one_request(stack: RunnerStack) -> None:
     subscribed = stack.subscribe("c-happy")
     assert subscribed.outcome is ActionOutcome.DONE
     marked = stack.run(
@@ -195,7 +120,7 @@ def test_subscribe_then_send_produces_exactly_one_request(stack: Stack) -> None:
     assert written[0].source == "workflow:welcome-flow"
 
 
-def test_a_replayed_command_is_answered_again_and_sends_nothing_new(stack: Stack) -> None:
+def test_a_replayed_command_is_answered_again_and_sends_nothing_new(stack: RunnerStack) -> None:
     stack.subscribe("c-replay")
     first = send("c-replay")
     stack.run(first)
@@ -225,7 +150,7 @@ GATES: list[tuple[str, bool, dict[str, Any]]] = [
 
 
 @pytest.fixture(scope="module")
-def gate_outcomes(stack: Stack) -> dict[str, tuple[ActionResult, list[SmsStatusEvent]]]:
+def gate_outcomes(stack: RunnerStack) -> dict[str, tuple[ActionResult, list[SmsStatusEvent]]]:
     """Every gate case at once (each its own contact), then their results and statuses."""
     cases = {
         reason: (f"c-gate-{i}", subscribe, kwargs)
@@ -252,7 +177,9 @@ def gate_outcomes(stack: Stack) -> dict[str, tuple[ActionResult, list[SmsStatusE
 
 @pytest.mark.parametrize("reason", [g[0] for g in GATES])
 def test_each_gate_failure_skips_with_its_reason_and_no_request(
-    stack: Stack, gate_outcomes: dict[str, tuple[ActionResult, list[SmsStatusEvent]]], reason: str
+    stack: RunnerStack,
+    gate_outcomes: dict[str, tuple[ActionResult, list[SmsStatusEvent]]],
+    reason: str,
 ) -> None:
     result, statuses = gate_outcomes[reason]
     assert (result.outcome, result.reason) == (ActionOutcome.SKIPPED, reason)
@@ -268,19 +195,7 @@ def _contact_change(contact_id: str, mobile: str) -> ContactChange:
     )
 
 
-def _inbound(number: str, body: str, message_id: str) -> InboundSms:
-    return InboundSms.model_validate(
-        {
-            "account_id": "acme",
-            "from": number,
-            "to": "+358451234567",
-            "body": body,
-            "provider_message_id": message_id,
-        }
-    )
-
-
-def test_stop_blocks_the_next_send_and_start_lifts_it(stack: Stack, tail: OpenTail) -> None:
+def test_stop_blocks_the_next_send_and_start_lifts_it(stack: RunnerStack, tail: OpenTail) -> None:
     number, national = "+358401110001", "040 111 0001"
     props = contact(national)
     consent_commands = tail(
@@ -297,7 +212,7 @@ def test_stop_blocks_the_next_send_and_start_lifts_it(stack: Stack, tail: OpenTa
     for cid in ("c-stop-1", "c-stop-2"):
         stack.subscribe(cid, props=props)
     stack.run(send("c-stop-1", step=1, props=props))  # sent before STOP
-    stack.producer.send(SMS_INBOUND, _inbound(number, " Stop ", "SM-stop-1"))
+    stack.reply(number, " Stop ", "SM-stop-1")
     # As soon as the STOP became consent commands, the next send must see it.
     consent_commands.wait(lambda cs: len(cs) >= 2, what="consent commands")
     blocked = stack.run(send("c-stop-1", step=3, props=props))
@@ -317,7 +232,7 @@ def test_stop_blocks_the_next_send_and_start_lifts_it(stack: Stack, tail: OpenTa
     refused = stack.run(command("c-stop-1", SUBSCRIBE, step=4, props=props))
     assert (refused.outcome, refused.reason) == (ActionOutcome.SKIPPED, "opted_out_of_all_sms")
 
-    stack.producer.send(SMS_INBOUND, _inbound(number, "START", "SM-start-1"))
+    stack.reply(number, "START", "SM-start-1")
     stack.changes.wait(
         lambda cs: [
             c
@@ -337,10 +252,10 @@ def test_stop_blocks_the_next_send_and_start_lifts_it(stack: Stack, tail: OpenTa
     assert [r.message_id for r in replies] == ["keyword-start"]
 
 
-def test_help_is_answered_with_the_account_help_text(stack: Stack) -> None:
+def test_help_is_answered_with_the_account_help_text(stack: RunnerStack) -> None:
     number = "+358401110002"
-    stack.producer.send(SMS_INBOUND, _inbound(number, "help", "SM-help-1"))
-    stack.producer.send(SMS_INBOUND, _inbound(number, "help", "SM-help-1"))  # webhook retry
+    stack.reply(number, "help", "SM-help-1")
+    stack.reply(number, "help", "SM-help-1")  # webhook retry
     replies = stack.requests.wait(
         lambda rs: [r for r in rs if r.to == number and r.message_id == "keyword-help"],
         what="HELP reply",
@@ -350,7 +265,7 @@ def test_help_is_answered_with_the_account_help_text(stack: Stack) -> None:
     assert len({r.idempotency_key for r in stack.requests.poll() if r.to == number}) == 1
 
 
-def test_gateway_unsubscribed_error_opts_the_number_out(stack: Stack) -> None:
+def test_gateway_unsubscribed_error_opts_the_number_out(stack: RunnerStack) -> None:
     number = "+358401110003"
     stack.producer.send(CONTACT_CHANGES, _contact_change("c-21610", number))
     props = contact(number)
@@ -368,7 +283,7 @@ def test_gateway_unsubscribed_error_opts_the_number_out(stack: Stack) -> None:
     assert (change.source.value, change.source_id) == ("gateway_error", "21610")
 
 
-def test_quiet_hours_defer_and_the_resend_is_rechecked(stack: Stack) -> None:
+def test_quiet_hours_defer_and_the_resend_is_rechecked(stack: RunnerStack) -> None:
     stack.subscribe("c-night", account_id="night")
     cmd = send("c-night", account_id="night")
     deferred = stack.run(cmd)
@@ -391,7 +306,7 @@ def test_quiet_hours_defer_and_the_resend_is_rechecked(stack: Stack) -> None:
 
 
 def test_the_fourth_sms_within_a_cap_of_three_is_frequency_capped_across_workflows(
-    stack: Stack,
+    stack: RunnerStack,
 ) -> None:
     stack.subscribe("c-cap", account_id="capped")
     first = stack.run(send("c-cap", step=1, account_id="capped"))
@@ -412,7 +327,7 @@ def test_the_fourth_sms_within_a_cap_of_three_is_frequency_capped_across_workflo
     assert capped.workflow_id == "second-flow"
 
 
-def test_a_link_renders_a_short_url_and_the_request_names_its_code(stack: Stack) -> None:
+def test_a_link_renders_a_short_url_and_the_request_names_its_code(stack: RunnerStack) -> None:
     stack.subscribe("c-link")
     assert stack.run(send("c-link", message="offer")).outcome is ActionOutcome.DONE
     [request] = stack.requests_for("c-link")
@@ -421,7 +336,7 @@ def test_a_link_renders_a_short_url_and_the_request_names_its_code(stack: Stack)
     assert request.body.startswith(f"Offer: http://127.0.0.1:8026/r/{code}\n")
 
 
-def test_bad_records_go_to_dead_letters_and_the_runner_goes_on(stack: Stack) -> None:
+def test_bad_records_go_to_dead_letters_and_the_runner_goes_on(stack: RunnerStack) -> None:
     stack.producer.raw(ACTIONS, b"acme:c-bad", b"{not json")
     stack.producer.raw(SMS_INBOUND, b"acme:+358401110009", b'{"event_type": "sms.weird"}')
     stack.producer.raw(CONTACT_CHANGES, b"acme:c-bad", b"\xff\xfe")
@@ -446,13 +361,9 @@ def test_bad_records_go_to_dead_letters_and_the_runner_goes_on(stack: Stack) -> 
     assert stack.run(send("c-after-bad")).outcome is ActionOutcome.DONE
 
 
-def test_logs_mask_numbers_and_never_carry_bodies(stack: Stack) -> None:
+def test_logs_mask_numbers_and_never_carry_bodies(stack: RunnerStack) -> None:
     """Runs last in the module: everything above has been logged by now."""
-    lines = [
-        json.loads(line)
-        for line in stack.runner.log(tail=None).splitlines()
-        if line.startswith("{")
-    ]
+    lines = stack.runner.logged()
     events = [line["event"] for line in lines]
     assert "service_ready" in events
     assert events.count("action_handled") >= 30  # one line per handled command

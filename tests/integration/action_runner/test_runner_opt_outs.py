@@ -4,8 +4,6 @@ apply at first, a template driven into a loop by contact data, and faust's web v
 
 from __future__ import annotations
 
-import json
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,16 +13,14 @@ import pytest
 
 from schemas.actions import ActionOutcome, ActionResult
 from schemas.contacts import ContactChange
-from schemas.sms import InboundSms, NumberOptOut, OptOutSource
-from schemas.topics import CONTACT_CHANGES, OPT_OUTS, SMS_INBOUND
+from schemas.sms import InboundSms, OptOutSource
+from schemas.topics import CONTACT_CHANGES, SMS_INBOUND
 from tests.documents import account, message, workflow
-from tests.integration.action_runner.harness import contact, send
-from tests.integration.action_runner.test_runner_flow import Stack, started
-from tests.tail import Tail
+from tests.integration.action_runner.harness import RunnerStack, contact, send
+from tests.integration.action_runner.test_runner_flow import started
 
 pytestmark = pytest.mark.integration
 
-SENDER = "+358451234567"
 # Three nested loops over a contact property: 10^9 steps for a 1,000-character value.
 LOOPS = (
     "{% for a in contact.firstname %}{% for b in contact.firstname %}"
@@ -43,66 +39,11 @@ INJECTED_FAILURES = 4
 BARRIER_TIMEOUT_S = 2.0
 
 
-class OptOutStack(Stack):
-    def __init__(self, *args: Any) -> None:
-        super().__init__(*args)
-        self.opt_outs = Tail(self.settings, OPT_OUTS, NumberOptOut)
-
-    def reply(self, number: str, body: str, message_id: str) -> None:
-        self.producer.send(
-            SMS_INBOUND,
-            InboundSms.model_validate(
-                {
-                    "account_id": "acme",
-                    "from": number,
-                    "to": SENDER,
-                    "body": body,
-                    "provider_message_id": message_id,
-                }
-            ),
-        )
-
-    def holds(self, contact_id: str, **numbers: str) -> None:
-        """Contact ``contact_id`` has these numbers (indexed for replies), and is subscribed."""
-        props = {**numbers, "hs_marketable_status": "true"}
-        self.producer.send(
-            CONTACT_CHANGES,
-            ContactChange(account_id="acme", contact_id=contact_id, properties=props),
-        )
-        assert self.subscribe(contact_id).outcome is ActionOutcome.DONE
-
-    def number_state(self, number: str, message_id: str) -> NumberOptOut:
-        """The opt-outs record written for the reply ``message_id`` from ``number``."""
-        found: list[NumberOptOut] = self.opt_outs.wait(
-            lambda records: [
-                r for r in records if r.number == number and r.provider_message_id == message_id
-            ],
-            what=f"opt-outs record of {message_id}",
-        )
-        return found[-1]
-
-    def runner_log_waits_for(self, event: str, contact_id: str, timeout_s: float = 30) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            for text in self.runner.log(tail=None).splitlines():
-                if text[:1] == "{":
-                    line = json.loads(text)
-                    if (line.get("event"), line.get("contact_id")) == (event, contact_id):
-                        return
-            time.sleep(0.2)
-        raise AssertionError(f"no {event} of {contact_id} in the runner's log")
-
-    def close(self) -> None:
-        self.opt_outs.close()
-        super().close()
-
-
 @pytest.fixture(scope="module")
-def stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OptOutStack]:
+def stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunnerStack]:
     with started(
         kafka_bootstrap,
         Path(tmp_path_factory.mktemp("runner")),
-        OptOutStack,
         documents=DOCUMENTS,
         SMSFLOW_INJECT_REPLY_FAILURES=str(INJECTED_FAILURES),
         SMSFLOW_CONSENT_BARRIER_TIMEOUT_S=str(BARRIER_TIMEOUT_S),
@@ -113,7 +54,7 @@ def stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
 class Sends:
     """Numbered sends of one contact (each its own step, so each is decided anew)."""
 
-    def __init__(self, stack: OptOutStack, contact_id: str, props: dict[str, Any]) -> None:
+    def __init__(self, stack: RunnerStack, contact_id: str, props: dict[str, Any]) -> None:
         self.stack, self.contact_id, self.props, self.step = stack, contact_id, props, 10
 
     def __call__(self, message_id: str = "welcome") -> ActionResult:
@@ -124,7 +65,7 @@ class Sends:
 
 
 def test_a_stop_that_fails_to_apply_at_first_still_opts_out_and_no_send_overtakes_it(
-    stack: OptOutStack,
+    stack: RunnerStack,
 ) -> None:
     """Runs first in the module: the first replies of this runner fail to apply."""
     number = "+358401120001"
@@ -148,9 +89,7 @@ def test_a_stop_that_fails_to_apply_at_first_still_opts_out_and_no_send_overtake
     assert (state.opted_out, state.source, state.keyword) == (True, OptOutSource.REPLY, "STOP")
     retried = [
         line
-        for line in (
-            json.loads(text) for text in stack.runner.log(tail=None).splitlines() if text[:1] == "{"
-        )
+        for line in stack.runner.logged()
         if line.get("event") == "record_retried" and line.get("agent") == "answer_replies"
     ]
     assert len(retried) == INJECTED_FAILURES
@@ -158,7 +97,7 @@ def test_a_stop_that_fails_to_apply_at_first_still_opts_out_and_no_send_overtake
     assert not [d for d in stack.dead_letters.poll() if d.topic.endswith("sms-inbound")]
 
 
-def test_start_from_a_second_number_does_not_lift_the_first(stack: OptOutStack) -> None:
+def test_start_from_a_second_number_does_not_lift_the_first(stack: RunnerStack) -> None:
     first, second = "+358401120002", "+358401120003"
     stack.holds("o-two", mobilephone=first, phone=second)
     sends = Sends(stack, "o-two", contact(first, phone=second))
@@ -181,7 +120,7 @@ def test_start_from_a_second_number_does_not_lift_the_first(stack: OptOutStack) 
 
 
 def test_a_shared_numbers_stop_covers_every_contact_and_its_start_lifts_it(
-    stack: OptOutStack,
+    stack: RunnerStack,
 ) -> None:
     shared, national = "+358401120004", "040 112 0004"
     stack.holds("o-home-1", mobilephone=shared)
@@ -222,7 +161,7 @@ VARIANTS = [
     ("index", "body", "keyword"), [(i, body, word) for i, (body, word) in enumerate(VARIANTS)]
 )
 def test_reply_variants_opt_the_number_out(
-    stack: OptOutStack, index: int, body: str, keyword: str
+    stack: RunnerStack, index: int, body: str, keyword: str
 ) -> None:
     number, contact_id = f"+35840113000{index}", f"o-variant-{index}"
     stack.holds(contact_id, mobilephone=number)
@@ -233,7 +172,7 @@ def test_reply_variants_opt_the_number_out(
 
 
 def test_a_template_driven_past_its_budget_skips_one_sms_and_the_runner_goes_on(
-    stack: OptOutStack,
+    stack: RunnerStack,
 ) -> None:
     props = contact("+358401120010", firstname="x" * 1000)
     stack.subscribe("o-loops")
@@ -250,7 +189,7 @@ def test_a_template_driven_past_its_budget_skips_one_sms_and_the_runner_goes_on(
 
 
 def test_a_contact_indexed_before_its_account_is_still_found_by_a_stop(
-    stack: OptOutStack,
+    stack: RunnerStack,
 ) -> None:
     number, national = "+358401120020", "040 112 0020"  # national: needs the account's region
     stack.producer.send(
@@ -272,7 +211,7 @@ def test_a_contact_indexed_before_its_account_is_still_found_by_a_stop(
     assert (audit.status.value, audit.phone_masked) == ("UNSUBSCRIBED", "+35840*****20")
 
 
-def test_faust_table_and_router_views_are_not_served(stack: OptOutStack) -> None:
+def test_faust_table_and_router_views_are_not_served(stack: RunnerStack) -> None:
     stack.holds("o-web", mobilephone="+358401120011")
     base = f"http://127.0.0.1:{stack.runner.port}"
     for path in ("/table/", "/table/contact-numbers/", "/table/consent-ledger/", "/router/"):

@@ -15,14 +15,14 @@ from schemas.contacts import ContactChange
 from schemas.sms import InboundSms
 from schemas.topics import CONTACT_CHANGES, SMS_INBOUND
 from tests.documents import SUBSCRIBE
-from tests.integration.action_runner.harness import command, contact, send
-from tests.integration.action_runner.test_runner_flow import Stack, started
+from tests.integration.action_runner.harness import RunnerStack, command, contact, send
+from tests.integration.action_runner.test_runner_flow import started
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunnerStack]:
     data = Path(tmp_path_factory.mktemp("runner"))
     # Killed and restarted on purpose: its exit code says nothing.
     with started(
@@ -31,7 +31,7 @@ def stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
         yield stack
 
 
-def assert_identical_copies(stack: Stack, contact_prefix: str) -> dict[str, int]:
+def assert_identical_copies(stack: RunnerStack, contact_prefix: str) -> dict[str, int]:
     """Every request / result that appears twice is the same event (same id, same content):
     replays re-emit, they never decide anew. Returns idempotency key -> copies."""
     copies: dict[str, set[tuple[str, str, str]]] = defaultdict(set)
@@ -49,7 +49,7 @@ def assert_identical_copies(stack: Stack, contact_prefix: str) -> dict[str, int]
     return counts
 
 
-def test_ledger_opt_outs_and_answers_survive_kill_9(stack: Stack) -> None:
+def test_ledger_opt_outs_and_answers_survive_kill_9(stack: RunnerStack) -> None:
     number = "+358401112001"
     stack.producer.send(
         CONTACT_CHANGES,
@@ -89,7 +89,7 @@ def test_ledger_opt_outs_and_answers_survive_kill_9(stack: Stack) -> None:
 
 
 def test_kill_9_mid_stream_loses_nothing_and_requests_each_sms_under_one_key(
-    stack: Stack,
+    stack: RunnerStack,
 ) -> None:
     contacts = [f"m-{i:03d}" for i in range(60)]
     subscriptions = [command(c, SUBSCRIBE, step=0) for c in contacts]

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import re
 import time
-from dataclasses import dataclass
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -28,10 +29,9 @@ from tests.documents import (
     publish_definitions,
     workflow,
 )
-from tests.harness import OpenTail, StartService
 from tests.integration.enroller.process import EnrollerProcess, answer, emit
+from tests.stack import Stack
 from tests.support import fresh_settings, produce
-from tests.tail import Tail
 
 pytestmark = pytest.mark.integration
 
@@ -55,13 +55,18 @@ REPLAY = workflow("replay-flow", eq("rank", "gold"), [SEND], reenroll_on=["rank"
 PROBE = workflow("probe-flow", eq("probe", "now"), [SEND])
 
 
-@dataclass
-class Stack:
-    settings: KafkaSettings
-    enroller: EnrollerProcess
-    actions: Tail[ActionCommand]
-    events: Tail[EnrollmentEvent]
-    letters: Tail[DeadLetter]
+class EnrollerStack(Stack):
+    """The enroller as a process, with the test as the action runner: its commands read,
+    its decisions read, results answered (``answer``)."""
+
+    def __init__(
+        self, settings: KafkaSettings, enroller: EnrollerProcess, documents: list[dict[str, Any]]
+    ) -> None:
+        super().__init__(settings, enroller, documents=documents)
+        self.enroller = enroller
+        self.actions = self.tail(ACTIONS, ActionCommand)
+        self.events = self.tail(ENROLLMENT_EVENTS, EnrollmentEvent)
+        self.letters = self.tail(DEAD_LETTERS, DeadLetter)
 
     def commands_of(self, contact: str) -> list[ActionCommand]:
         return [c for c in self.actions.poll() if c.contact_id == contact]
@@ -99,26 +104,26 @@ class Stack:
 
 @pytest.fixture(scope="module")
 def stack(
-    kafka_bootstrap: str,
-    tmp_path_factory: pytest.TempPathFactory,
-    module_service: StartService,
-    module_tail: OpenTail,
-) -> Stack:
+    kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[EnrollerStack]:
     settings = fresh_settings(kafka_bootstrap)
-    publish_definitions(
-        settings,
-        [*account_and_message(), ORDER, REENROLL, ONCE, SUPPRESS, DISABLED, TOGGLE, REPLAY, PROBE],
-    )
-    return Stack(
-        settings,
-        module_service(EnrollerProcess(settings, tmp_path_factory.mktemp("enroller"))),
-        module_tail(settings, ACTIONS, ActionCommand),
-        module_tail(settings, ENROLLMENT_EVENTS, EnrollmentEvent),
-        module_tail(settings, DEAD_LETTERS, DeadLetter),
-    )
+    enroller = EnrollerProcess(settings, tmp_path_factory.mktemp("enroller"))
+    documents = [
+        *account_and_message(),
+        ORDER,
+        REENROLL,
+        ONCE,
+        SUPPRESS,
+        DISABLED,
+        TOGGLE,
+        REPLAY,
+        PROBE,
+    ]
+    with EnrollerStack(settings, enroller, documents) as stack:
+        yield stack
 
 
-def test_enroll_then_actions_in_order_then_completed(stack: Stack) -> None:
+def test_enroll_then_actions_in_order_then_completed(stack: EnrollerStack) -> None:
     s = stack.settings
     emit(s, "order-1", lifecyclestage="customer", firstname="Aino")
     subscribe = stack.command("order-1", 0)
@@ -156,7 +161,7 @@ def test_enroll_then_actions_in_order_then_completed(stack: Stack) -> None:
     ]
 
 
-def test_reenrollment_only_on_a_transition(stack: Stack) -> None:
+def test_reenrollment_only_on_a_transition(stack: EnrollerStack) -> None:
     s = stack.settings
     emit(s, "re-1", score=5)
     emit(s, "re-1", score=12)
@@ -188,7 +193,7 @@ def test_reenrollment_only_on_a_transition(stack: Stack) -> None:
     assert len(stack.commands_of("once-1")) == 1
 
 
-def test_suppression_blocks_and_unenrolls(stack: Stack) -> None:
+def test_suppression_blocks_and_unenrolls(stack: EnrollerStack) -> None:
     s = stack.settings
     emit(s, "sup-1", segment="gold", do_not_text=True)
     emit(s, "sup-2", segment="gold")
@@ -203,7 +208,7 @@ def test_suppression_blocks_and_unenrolls(stack: Stack) -> None:
     assert stack.decisions_of("sup-2")[-1] == ("suppress-flow", "unenrolled", "suppressed")
 
 
-def test_disabled_workflow(stack: Stack) -> None:
+def test_disabled_workflow(stack: EnrollerStack) -> None:
     s = stack.settings
     emit(s, "dis-1", plan="pro")
     stack.wait_decision("dis-1", "not_enrolled")
@@ -222,7 +227,9 @@ def test_disabled_workflow(stack: Stack) -> None:
     assert stack.decisions_of("tog-2") == [("toggle-flow", "not_enrolled", "workflow_disabled")]
 
 
-def test_poison_records_are_dead_lettered_and_good_ones_behind_them_handled(stack: Stack) -> None:
+def test_poison_records_are_dead_lettered_and_good_ones_behind_them_handled(
+    stack: EnrollerStack,
+) -> None:
     s = stack.settings
     producer = make_producer(s)
     try:
@@ -267,7 +274,7 @@ def test_poison_records_are_dead_lettered_and_good_ones_behind_them_handled(stac
     assert all(d.offset >= 0 and d.partition >= 0 for d in letters)
 
 
-def test_enroll_existing_when_a_workflow_is_turned_on(stack: Stack) -> None:
+def test_enroll_existing_when_a_workflow_is_turned_on(stack: EnrollerStack) -> None:
     s = stack.settings
     before = stack.handled_changes()
     emit(s, "ex-1", tier="platinum")
@@ -285,14 +292,16 @@ def test_enroll_existing_when_a_workflow_is_turned_on(stack: Stack) -> None:
     assert stack.decisions_of("ex-2") == []
 
 
-def test_health_and_metrics(stack: Stack) -> None:
+def test_health_and_metrics(stack: EnrollerStack) -> None:
     assert stack.enroller.get("/healthz").replace(" ", "") == '{"ok":true}'
     metrics = stack.enroller.get("/metrics")
     assert "smsflow_enroller_records_total" in metrics
     assert "smsflow_enroller_decisions_total" in metrics
 
 
-def test_older_changes_published_again_re_enroll_no_one_and_regress_nothing(stack: Stack) -> None:
+def test_older_changes_published_again_re_enroll_no_one_and_regress_nothing(
+    stack: EnrollerStack,
+) -> None:
     """Issue 10's replay: older changes re-published after newer ones, beyond the window of
     remembered change ids, and as new records carrying the old ``occurred_at``."""
     s = stack.settings
