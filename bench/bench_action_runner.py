@@ -170,7 +170,7 @@ def runner_actions(
     CPU per action over the same span."""
     from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 
-    from services.common.kafka import create_topics
+    from services.control.kafka import create_topics
 
     prefix = f"bench{uuid.uuid4().hex[:8]}."
     settings = KafkaSettings(kafka_bootstrap_servers=bootstrap, topic_prefix=prefix)

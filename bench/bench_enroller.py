@@ -46,8 +46,8 @@ sys.path.insert(0, str(REPO))
 from schemas.contacts import ContactChange  # noqa: E402
 from schemas.definitions import DefinitionApplied  # noqa: E402
 from schemas.topics import CONTACT_CHANGES, DEFINITIONS  # noqa: E402
-from services.common.kafka import create_topics, make_producer  # noqa: E402
 from services.common.settings import KafkaSettings  # noqa: E402
+from services.control.kafka import create_topics, make_producer  # noqa: E402
 from services.control.ports import free_port  # noqa: E402
 from services.enroller.definitions import Definitions  # noqa: E402
 from services.enroller.engine import ContactEngine  # noqa: E402

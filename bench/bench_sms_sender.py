@@ -26,8 +26,8 @@ sys.path.insert(0, str(REPO))
 
 from schemas.sms import SmsRequest  # noqa: E402
 from schemas.topics import SMS_REQUESTS  # noqa: E402
-from services.common.kafka import create_topics, make_producer, send_model  # noqa: E402
 from services.common.settings import KafkaSettings  # noqa: E402
+from services.control.kafka import create_topics, make_producer, send_model  # noqa: E402
 from services.control.ports import free_port  # noqa: E402
 
 REQUESTS = 6000

@@ -24,10 +24,10 @@ from schemas.contacts import ContactChange
 from schemas.sms import SmsStatus, SmsStatusEvent
 from schemas.topics import CONTACT_CHANGES, SMS_STATUS
 from services.common.codec import decode
-from services.common.kafka import make_producer, send_model
 from services.control.apply import apply_paths
 from services.control.console import quiet_logs
 from services.control.dev import Stack
+from services.control.kafka import make_producer, send_model
 from services.control.ports import free_port
 from services.control.stack import StackSettings
 

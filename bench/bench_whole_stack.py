@@ -45,8 +45,8 @@ from bench.bench_stack import running_stack
 from schemas.contacts import ContactChange
 from schemas.topics import CONTACT_CHANGES
 from services.common.codec import encode, encode_key
-from services.common.kafka import make_producer
 from services.control.dev import Stack
+from services.control.kafka import make_producer
 from services.control.stack import StackSettings
 
 SECONDS = float(os.environ.get("SMSFLOW_BENCH_SECONDS", "60"))

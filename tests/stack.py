@@ -13,8 +13,8 @@ from pydantic import BaseModel
 
 from schemas.actions import ActionCommand
 from schemas.topics import ACTIONS, DEFINITIONS, TopicSpec
-from services.common.kafka import make_producer, send_model
 from services.common.settings import KafkaSettings
+from services.control.kafka import make_producer, send_model
 from tests.documents import definition_records
 from tests.harness import Opened
 from tests.processes import ServiceProcess

@@ -13,8 +13,8 @@ from pydantic import BaseModel
 
 from schemas.topics import ALL_TOPICS, TopicSpec
 from services.common.codec import decode
-from services.common.kafka import create_topics, make_admin, make_producer, send_model
 from services.common.settings import KafkaSettings
+from services.control.kafka import create_topics, make_admin, make_producer, send_model
 
 M = TypeVar("M", bound=BaseModel)
 

@@ -2,7 +2,7 @@
 missing, wait until the broker's metadata shows them, read their partition counts.
 
 The services run aiokafka clients only; the control commands and the tests administer topics
-with kafka-python (``services.common.kafka``). Both build their topics from ``topic_layout``.
+with kafka-python (``services.control.kafka``). Both build their topics from ``topic_layout``.
 """
 
 from __future__ import annotations

@@ -16,7 +16,6 @@ from kafka.errors import KafkaError
 
 from schemas.topics import DEFINITIONS
 from services.common.catalog import Catalog
-from services.common.kafka import create_topics, make_producer, send_model
 from services.common.settings import KafkaSettings
 from services.control.console import (
     INVALID,
@@ -27,6 +26,7 @@ from services.control.console import (
     run_command,
 )
 from services.control.definitions_feed import DefinitionsFeed
+from services.control.kafka import create_topics, make_producer, send_model
 from services.control.plan import Change, Outcome, plan
 from services.control.problems import Problem
 from services.control.references import check_batch

@@ -51,9 +51,9 @@ def topics_main(argv: list[str]) -> int:
     parser.parse_args(argv)
     from kafka.errors import KafkaError
 
-    from services.common.kafka import check_partitioning, create_topics
     from services.common.settings import KafkaSettings
     from services.common.topic_layout import TopicLayoutError
+    from services.control.kafka import check_partitioning, create_topics
 
     settings = KafkaSettings.from_env()
     try:

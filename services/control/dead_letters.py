@@ -30,10 +30,10 @@ from schemas.dead_letters import DeadLetter
 from schemas.topics import DEAD_LETTERS
 from services.common.codec import DecodeError, decode
 from services.common.dead_letters import REPLAYED_FROM_HEADER, header_value
-from services.common.kafka import make_admin, make_producer
 from services.common.masking import mask_phones_in
 from services.common.settings import KafkaSettings
 from services.control.console import OK, USAGE, require_broker, run_command
+from services.control.kafka import make_admin, make_producer
 from services.control.topic_reader import Record, read_topics
 
 REPLAYABLE = "replayable"

@@ -18,9 +18,9 @@ from schemas.topics import DEFINITIONS
 from services.common.catalog import Catalog
 from services.common.compacted_view import changes
 from services.common.definitions_view import CatalogUpdates, Listener
-from services.common.kafka import make_consumer
 from services.common.logging import get_logger
 from services.common.settings import KafkaSettings
+from services.control.kafka import make_consumer
 
 log = get_logger(__name__)
 

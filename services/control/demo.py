@@ -27,11 +27,11 @@ from schemas.sms import SmsStatusEvent
 from schemas.subscriptions import SubscriptionChange, SubscriptionStatus
 from schemas.topics import CONTACT_CHANGES, SMS_STATUS, SUBSCRIPTION_CHANGES
 from services.common.codec import DecodeError, decode
-from services.common.kafka import make_producer, send_model
 from services.common.masking import mask_phone
 from services.control.apply import apply_paths
 from services.control.console import quiet_logs
 from services.control.dev import Stack, StackError
+from services.control.kafka import make_producer, send_model
 from services.control.stack import StackSettings
 from services.control.status_table import LatestStatuses, render
 from services.control.story import (

@@ -26,7 +26,6 @@ from typing import TextIO
 
 from kafka.errors import KafkaError
 
-from services.common.kafka import create_topics
 from services.control.console import (
     BrokerUnreachable,
     Usage,
@@ -35,6 +34,7 @@ from services.control.console import (
     require_broker,
 )
 from services.control.dev_secret import dev_webhook_secret
+from services.control.kafka import create_topics
 from services.control.local_kafka import BrokerError, LocalBroker, port_open
 from services.control.processes import ProcessTable
 from services.control.stack import HOST, Component, StackSettings, child_environment, components

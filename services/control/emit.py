@@ -17,7 +17,6 @@ from pydantic import ValidationError
 from schemas.contacts import ContactChange, PropertyValue
 from schemas.topics import CONTACT_CHANGES
 from services.common.codec import describe_validation_error
-from services.common.kafka import make_producer, send_model
 from services.common.settings import KafkaSettings
 from services.control.console import (
     INVALID,
@@ -26,6 +25,7 @@ from services.control.console import (
     require_broker,
     run_command,
 )
+from services.control.kafka import make_producer, send_model
 
 
 def parse_property(text: str) -> tuple[str, PropertyValue]:

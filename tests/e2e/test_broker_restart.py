@@ -22,7 +22,7 @@ from kafka import KafkaProducer
 
 from schemas.contacts import ContactChange
 from schemas.topics import CONTACT_CHANGES
-from services.common.kafka import make_producer, send_model
+from services.control.kafka import make_producer, send_model
 from services.control.local_kafka import LocalBroker
 from services.control.processes import alive
 from tests.e2e.definitions import account

@@ -22,7 +22,7 @@ from schemas.enrollment import EnrollmentDecision, EnrollmentEvent
 from schemas.sms import SmsRequest
 from schemas.topics import ACTIONS, DEFINITIONS, ENROLLMENT_EVENTS, SMS_REQUESTS
 from services.common.dead_letters import REPLAYED_FROM_HEADER
-from services.common.kafka import make_producer
+from services.control.kafka import make_producer
 from services.control.topic_reader import read_topics
 from tests.e2e.definitions import SUBSCRIBE_SMS, account, workflow
 from tests.e2e.stack import DevStack

@@ -25,8 +25,8 @@ from schemas.contacts import ContactChange
 from schemas.enrollment import EnrollmentDecision, EnrollmentEvent
 from schemas.sms import FINAL_STATUSES, SmsRequest, SmsStatus, SmsStatusEvent
 from schemas.topics import CONTACT_CHANGES, ENROLLMENT_EVENTS, SMS_REQUESTS, SMS_STATUS
-from services.common.kafka import make_producer, send_model
 from services.control.apply import apply_paths
+from services.control.kafka import make_producer, send_model
 from tests.e2e.definitions import account
 from tests.e2e.replicas import SERVICES, Replicas
 from tests.support import read_models

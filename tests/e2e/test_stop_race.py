@@ -35,8 +35,8 @@ from schemas.sms import (
     SmsStatusEvent,
 )
 from schemas.topics import CONTACT_CHANGES, OPT_OUTS, SMS_REQUESTS, SMS_STATUS
-from services.common.kafka import make_producer, send_model
 from services.control.apply import apply_paths
+from services.control.kafka import make_producer, send_model
 from services.control.status_table import LatestStatuses
 from tests.e2e.definitions import account, sender_of
 from tests.e2e.replicas import Replicas

@@ -18,10 +18,10 @@ from schemas.topics import (
     by_name,
 )
 from services.common.codec import decode
-from services.common.kafka import check_partitioning, create_topics, ensure_topics, make_admin
 from services.common.settings import KafkaSettings
 from services.common.topic_layout import TopicLayoutError
 from services.control.broker_cli import topics_main
+from services.control.kafka import check_partitioning, create_topics, ensure_topics, make_admin
 from tests.samples import samples
 from tests.support import produce, read_all
 

@@ -10,7 +10,6 @@ import pytest
 from kafka.admin import ConfigResource, ConfigResourceType
 
 from schemas.topics import ALL_TOPICS, DEFINITIONS, SMS_LEDGER, SMS_REQUESTS, SUBSCRIPTION_CHANGES
-from services.common.kafka import make_admin
 from services.common.settings import KafkaSettings
 from services.common.topic_admin import (
     check_partitioning,
@@ -19,6 +18,7 @@ from services.common.topic_admin import (
     partition_counts,
 )
 from services.common.topic_layout import TopicDef, TopicLayoutError
+from services.control.kafka import make_admin
 from tests.support import drop_topics
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio]

@@ -17,10 +17,10 @@ from schemas.enrollment import EnrollmentEvent
 from schemas.sms import SmsStatusEvent
 from schemas.topics import DEAD_LETTERS, ENROLLMENT_EVENTS, SMS_STATUS
 from services.common.codec import DecodeError, decode
-from services.common.kafka import make_admin
 from services.common.logging import get_logger
 from services.common.settings import KafkaSettings
 from services.control.dashboard.state import DashboardState
+from services.control.kafka import make_admin
 
 log = get_logger(__name__)
 

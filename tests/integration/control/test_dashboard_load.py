@@ -10,8 +10,8 @@ import pytest
 from schemas.sms import SmsStatus, SmsStatusEvent
 from schemas.topics import SMS_STATUS
 from services.common.codec import encode
-from services.common.kafka import make_producer
 from services.common.settings import KafkaSettings
+from services.control.kafka import make_producer
 from tests.integration.control.dashboard_process import get_json, running_dashboard
 
 pytestmark = pytest.mark.integration

@@ -13,9 +13,9 @@ from schemas.dead_letters import DeadLetter
 from schemas.topics import ACTIONS, CONTACT_CHANGES, DEAD_LETTERS
 from services.common.codec import encode
 from services.common.dead_letters import REPLAYED_FROM_HEADER, dead_letter
-from services.common.kafka import make_producer
 from services.common.settings import KafkaSettings
 from services.control.dead_letters import list_letters, replay
+from services.control.kafka import make_producer
 from services.control.topic_reader import Record, read_topics
 
 pytestmark = pytest.mark.integration

@@ -11,8 +11,8 @@ import pytest
 
 from schemas.sms import SmsStatus, SmsStatusEvent
 from schemas.topics import SMS_STATUS
-from services.common.kafka import make_producer
 from services.common.settings import KafkaSettings
+from services.control.kafka import make_producer
 from services.control.status import show
 from tests.support import produce
 

@@ -17,8 +17,8 @@ from schemas.contacts import ContactChange
 from schemas.dead_letters import DeadLetter
 from schemas.enrollment import EnrollmentEvent
 from schemas.topics import ACTION_RESULTS, ACTIONS, CONTACT_CHANGES, DEAD_LETTERS, ENROLLMENT_EVENTS
-from services.common.kafka import make_producer
 from services.common.settings import KafkaSettings
+from services.control.kafka import make_producer
 from tests.documents import (
     MARKETING,
     SEND,

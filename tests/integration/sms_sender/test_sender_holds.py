@@ -15,8 +15,8 @@ from schemas.dead_letters import DeadLetter
 from schemas.sms import NumberOptOut, OptOutSource, SmsStatus
 from schemas.topics import DEAD_LETTERS, OPT_OUTS, SMS_REQUESTS
 from services.common.codec import decode, encode
-from services.common.kafka import make_producer
 from services.common.settings import KafkaSettings
+from services.control.kafka import make_producer
 from tests.harness import StartService
 from tests.integration.sms_sender.processes import Sender, Simulator, free_port
 from tests.integration.sms_sender.traffic import final_status, make_requests, statuses_by_key

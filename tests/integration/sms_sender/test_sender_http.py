@@ -13,8 +13,8 @@ import pytest
 from schemas.dead_letters import DeadLetter
 from schemas.sms import InboundSms, SmsStatus
 from schemas.topics import DEAD_LETTERS, SMS_REQUESTS
-from services.common.kafka import make_producer
 from services.common.settings import KafkaSettings
+from services.control.kafka import make_producer
 from tests.integration.sms_sender.processes import (
     Sender,
     Simulator,

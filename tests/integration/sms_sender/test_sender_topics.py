@@ -11,8 +11,8 @@ import pytest
 from kafka.admin import NewTopic
 
 from schemas.topics import SMS_LEDGER, SMS_REQUESTS
-from services.common.kafka import create_topics, ensure_topics
 from services.common.settings import KafkaSettings
+from services.control.kafka import create_topics, ensure_topics
 from tests.integration.sms_sender.processes import WEBHOOK_SECRETS
 from tests.processes import ROOT
 from tests.support import drop_topics
