@@ -4,8 +4,6 @@ web pages. What each input does lives in the verb-named handler modules."""
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from pathlib import Path
@@ -39,7 +37,7 @@ from services.common.catalog import Catalog
 from services.common.codec import encode
 from services.common.logging import get_logger
 from services.common.number_opt_outs import NumberOptOuts
-from services.common.records import Handler, PartitionedState, RecordPipeline
+from services.common.records import Handler, PartitionedState, RecordPipeline, crash_after
 from services.common.serving import serve_health
 from services.common.state_store import StoreFactory, memory_stores, rocks_stores
 from services.common.topic_layout import TopicDef, compacted
@@ -81,22 +79,6 @@ def store_factory(settings: RunnerSettings) -> StoreFactory:
             Path(settings.data_dir) / app_id(settings), settings.action_runner_rocksdb_cache_mb
         )
     return memory_stores
-
-
-def crash_after(batches: int) -> Callable[[Handler, int], None]:
-    """kill -9 of this process once ``batches`` batches of actions had their outputs
-    acknowledged: their state and offsets are never written."""
-    seen = 0
-
-    def outputs_acked(handler: Handler, records: int) -> None:
-        nonlocal seen
-        if handler.name == "run_actions":
-            seen += 1
-            if seen >= batches:
-                log.warning("crash_injected", records=records)
-                os.kill(os.getpid(), signal.SIGKILL)
-
-    return outputs_acked
 
 
 class ActionRunner:
@@ -173,7 +155,9 @@ class ActionRunner:
         )
         self.pipeline.listeners.append(self)
         if settings.inject_crash_after_outputs:
-            self.pipeline.outputs_acked = crash_after(settings.inject_crash_after_outputs)
+            self.pipeline.outputs_acked = crash_after(
+                settings.inject_crash_after_outputs, {"run_actions"}
+            )
         self.regions = RegionWatch(parts)
         self._tasks: list[asyncio.Task[Any]] = []
         self._web: web.AppRunner | None = None

@@ -35,8 +35,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import signal
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -689,6 +691,23 @@ class RecordPipeline:
             restore_s=round(time.perf_counter() - started, 3),
         )
         self.assigned.set()
+
+
+def crash_after(batches: int, handlers: Collection[str]) -> Callable[[Handler, int], None]:
+    """Fault injection (``RecordPipeline.outputs_acked``): kill -9 of this process once
+    ``batches`` batches of ``handlers`` had their outputs acknowledged, so that their state
+    and offsets are never written."""
+    seen = 0
+
+    def outputs_acked(handler: Handler, records: int) -> None:
+        nonlocal seen
+        if handler.name in handlers:
+            seen += 1
+            if seen >= batches:
+                log.warning("crash_injected", handler=handler.name, records=records)
+                os.kill(os.getpid(), signal.SIGKILL)
+
+    return outputs_acked
 
 
 class RebalanceHooks(Protocol):

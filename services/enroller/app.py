@@ -21,7 +21,7 @@ from prometheus_client import generate_latest
 from schemas.topics import ACTION_RESULTS, CONTACT_CHANGES, DEAD_LETTERS
 from services.common.aio_kafka import aiokafka_options
 from services.common.logging import get_logger
-from services.common.records import PartitionedState, RecordPipeline
+from services.common.records import PartitionedState, RecordPipeline, crash_after
 from services.common.serving import serve_health
 from services.common.state_store import StoreFactory, memory_stores, rocks_stores
 
@@ -103,6 +103,10 @@ class Enroller:
             client_options=options,
             max_records=settings.enroller_batch_size,
         )
+        if settings.inject_crash_after_outputs:
+            self.pipeline.outputs_acked = crash_after(
+                settings.inject_crash_after_outputs, {h.name for h in handlers.values()}
+            )
         self.upkeep = Upkeep(
             self.pipeline, self.state, self.contacts, self.changes_topic, partitions
         )

@@ -22,6 +22,10 @@ class EnrollerSettings(KafkaSettings):
     enroller_linger_ms: int = 1  # producer batching delay (commands are on the SMS path)
     # A crashed instance's partitions move to the others after this long without heartbeats.
     enroller_session_timeout_s: float = 30.0
+    # Fault injection for crash tests: once the Nth batch of records has its outputs
+    # acknowledged, before its state and offsets are written, the process kills itself with
+    # SIGKILL (0: off).
+    inject_crash_after_outputs: int = 0
     log_level: str = "INFO"
 
     @property

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from schemas.actions import ActionCommand
+from schemas.contacts import ContactChange
 from schemas.enrollment import EnrollmentEvent
-from schemas.topics import ACTIONS, ENROLLMENT_EVENTS
+from schemas.topics import ACTIONS, CONTACT_CHANGES, ENROLLMENT_EVENTS
 from services.common.settings import KafkaSettings
 from tests.documents import (
     SEND,
@@ -23,7 +24,7 @@ from tests.documents import (
 )
 from tests.harness import OpenTail, StartService
 from tests.integration.enroller.process import EnrollerProcess, answer, emit
-from tests.support import fresh_settings
+from tests.support import fresh_settings, produce
 from tests.tail import Tail
 
 pytestmark = pytest.mark.integration
@@ -135,3 +136,52 @@ def test_the_rocksdb_store_keeps_a_delay_across_a_crash(
     actions.settle(1.0)
     assert [c.step for c in actions.items] == [0, 2]
     assert (tmp_path / "enroller").is_dir()
+
+
+def test_a_kill_9_in_the_middle_of_a_batch_loses_no_step_and_decides_none_twice(
+    kafka_bootstrap: str, tmp_path: Path, service: StartService, tail: OpenTail
+) -> None:
+    settings = fresh_settings(kafka_bootstrap)
+    publish_definitions(settings, [*account_and_message(), RESTART])
+    actions = tail(settings, ACTIONS, ActionCommand)
+    events = tail(settings, ENROLLMENT_EVENTS, EnrollmentEvent)
+    # The second batch dies with its outputs acknowledged, its state and offsets unwritten.
+    crashing = {**FAST_FAILOVER, "SMSFLOW_INJECT_CRASH_AFTER_OUTPUTS": "2"}
+    enroller = service(EnrollerProcess(settings, tmp_path, **crashing))
+    contacts = [f"batch-{i:03d}" for i in range(40)]
+    produce(
+        settings,
+        CONTACT_CHANGES,
+        [
+            ContactChange(
+                account_id="acme", contact_id=c, properties={"lifecyclestage": "customer"}
+            )
+            for c in contacts
+        ],
+    )
+    assert enroller.process is not None
+    enroller.process.wait(timeout=60)
+    assert enroller.process.returncode == -9, enroller.output()
+    assert "crash_injected" in enroller.output(tail=None)
+    out_before_restart = len(actions.poll())
+    assert out_before_restart > 0  # the crashed batch's commands are on the topic
+
+    enroller.env.pop("SMSFLOW_INJECT_CRASH_AFTER_OUTPUTS")
+    enroller.start()
+    actions.wait(
+        lambda items: {c.contact_id for c in items if c.step == 0} >= set(contacts),
+        60,
+        what="the first step of every contact",
+    )
+    actions.settle(2.0)
+    by_contact: dict[str, set[tuple[str, str]]] = {}
+    for command in actions.items:
+        by_contact.setdefault(command.contact_id, set()).add((command.action_id, command.event_id))
+    # One decision per contact: the replayed batch re-emitted identical copies.
+    assert {c: len(ids) for c, ids in by_contact.items()} == dict.fromkeys(contacts, 1)
+    assert len(actions.items) > len(contacts)  # the crashed batch was replayed, not skipped
+    enrolled: dict[str, set[str]] = {}
+    for event in events.poll():
+        if event.decision == "enrolled":
+            enrolled.setdefault(event.contact_id, set()).add(event.event_id)
+    assert {c: len(ids) for c, ids in enrolled.items()} == dict.fromkeys(contacts, 1)
