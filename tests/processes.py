@@ -22,6 +22,26 @@ from tests.support import stop_process
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def clean_env() -> dict[str, str]:
+    """This process's environment without any ``SMSFLOW_`` variable of its own."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("SMSFLOW_")}
+
+
+def run_once(
+    module: str, env: Mapping[str, str], timeout_s: float = 60.0
+) -> subprocess.CompletedProcess[str]:
+    """``python -m module`` to its end (a service that refuses to start), output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", module],
+        cwd=ROOT,
+        env=dict(env),
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        check=False,
+    )
+
+
 class ServiceProcess:
     """One service, started (and restarted) with the same environment, port and log folder.
 
@@ -52,7 +72,7 @@ class ServiceProcess:
         self.data_dir = data_dir
         self.log_dir = data_dir or Path(tempfile.mkdtemp(prefix=f"{self.name}-"))
         self.args = list(args)
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("SMSFLOW_")}
+        self.env = clean_env()
         if settings is not None:
             self.env["SMSFLOW_KAFKA_BOOTSTRAP_SERVERS"] = settings.kafka_bootstrap_servers
             self.env["SMSFLOW_TOPIC_PREFIX"] = settings.topic_prefix

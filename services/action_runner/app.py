@@ -10,8 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.coordinator.assignors.range import RangePartitionAssignor
+from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
 
 from schemas.envelope import utcnow
@@ -32,7 +31,7 @@ from services.action_runner.parts import Parts
 from services.action_runner.run_actions import RunActions
 from services.action_runner.settings import RunnerSettings
 from services.action_runner.stores import CONTACT_NUMBERS, STORES
-from services.common.aio_kafka import aiokafka_options
+from services.common.aio_kafka import aiokafka_options, pipeline_consumer, pipeline_producer
 from services.common.catalog import Catalog
 from services.common.codec import encode
 from services.common.logging import get_logger
@@ -95,27 +94,9 @@ class ActionRunner:
         self.parts = Parts(settings, catalog, clock, self.metrics, app_id(settings))
         options = aiokafka_options(settings)
         self.options = options
-        self.producer = AIOKafkaProducer(
-            **options,
-            acks="all",
-            # Not idempotent: after a broker restart aiokafka's idempotent producer keeps a
-            # stale producer id and fails every write for good (OutOfOrderSequenceNumber).
-            # A repeated output is harmless: event ids and idempotency keys are deterministic.
-            enable_idempotence=False,
-            linger_ms=settings.action_runner_linger_ms,
-            max_batch_size=1024 * 1024,
-            max_request_size=8 * 1024 * 1024,
-        )
-        session_ms = int(settings.action_runner_session_timeout_s * 1000)
-        self.consumer = AIOKafkaConsumer(
-            **options,
-            group_id=app_id(settings),
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            partition_assignment_strategy=(RangePartitionAssignor,),
-            session_timeout_ms=session_ms,
-            heartbeat_interval_ms=min(3000, session_ms // 3),
-            fetch_max_wait_ms=100,
+        self.producer = pipeline_producer(options, settings.action_runner_linger_ms)
+        self.consumer = pipeline_consumer(
+            options, app_id(settings), settings.action_runner_session_timeout_s
         )
         # End offsets for the barrier from a client of their own: the pipeline's consumer
         # would queue them behind its long-polling fetch.

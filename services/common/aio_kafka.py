@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.coordinator.assignors.range import RangePartitionAssignor
+
 from services.common.metadata_backoff import pace_failed_metadata_refreshes
 from services.common.settings import KafkaSettings
 
@@ -34,3 +37,36 @@ def aiokafka_options(settings: KafkaSettings) -> dict[str, Any]:
         options["sasl_plain_username"] = settings.kafka_sasl_username
         options["sasl_plain_password"] = password.get_secret_value() if password else None
     return options
+
+
+def pipeline_producer(options: dict[str, Any], linger_ms: int) -> AIOKafkaProducer:
+    """The producer of a record pipeline's outputs and changelogs."""
+    return AIOKafkaProducer(
+        **options,
+        acks="all",
+        # Not idempotent: after a broker restart aiokafka's idempotent producer keeps a stale
+        # producer id and fails every write for good (OutOfOrderSequenceNumber). A repeated
+        # output is harmless: the pipelines' event ids and keys are deterministic.
+        enable_idempotence=False,
+        linger_ms=linger_ms,
+        max_batch_size=1024 * 1024,
+        max_request_size=8 * 1024 * 1024,
+    )
+
+
+def pipeline_consumer(
+    options: dict[str, Any], group_id: str, session_timeout_s: float
+) -> AIOKafkaConsumer:
+    """The consumer of a record pipeline: offsets committed by hand, and the range assignor,
+    so partition N of every co-partitioned input lands on the instance holding state N."""
+    session_ms = int(session_timeout_s * 1000)
+    return AIOKafkaConsumer(
+        **options,
+        group_id=group_id,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        partition_assignment_strategy=(RangePartitionAssignor,),
+        session_timeout_ms=session_ms,
+        heartbeat_interval_ms=min(3000, session_ms // 3),
+        fetch_max_wait_ms=100,
+    )

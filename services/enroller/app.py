@@ -14,12 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from prometheus_client import generate_latest
 
 from schemas.topics import ACTION_RESULTS, CONTACT_CHANGES, DEAD_LETTERS
-from services.common.aio_kafka import aiokafka_options
+from services.common.aio_kafka import aiokafka_options, pipeline_consumer, pipeline_producer
 from services.common.logging import get_logger
 from services.common.records import PartitionedState, RecordPipeline, crash_after
 from services.common.serving import serve_health
@@ -55,27 +53,9 @@ class Enroller:
         self.definitions = definitions
         self.partitions = partitions
         options = aiokafka_options(settings)
-        self.producer = AIOKafkaProducer(
-            **options,
-            acks="all",
-            # Not idempotent: after a broker restart aiokafka's idempotent producer keeps a
-            # stale producer id and fails every write for good. A repeated output is
-            # harmless: event ids and action ids are deterministic.
-            enable_idempotence=False,
-            linger_ms=settings.enroller_linger_ms,
-            max_batch_size=1024 * 1024,
-            max_request_size=8 * 1024 * 1024,
-        )
-        session_ms = int(settings.enroller_session_timeout_s * 1000)
-        self.consumer = AIOKafkaConsumer(
-            **options,
-            group_id=settings.app_id,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            partition_assignment_strategy=(RangePartitionAssignor,),
-            session_timeout_ms=session_ms,
-            heartbeat_interval_ms=min(3000, session_ms // 3),
-            fetch_max_wait_ms=100,
+        self.producer = pipeline_producer(options, settings.enroller_linger_ms)
+        self.consumer = pipeline_consumer(
+            options, settings.app_id, settings.enroller_session_timeout_s
         )
         self.changes_topic = settings.topic(CONTACT_CHANGES)
         self.results_topic = settings.topic(ACTION_RESULTS)

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import uuid
 
 import pytest
@@ -14,7 +11,7 @@ from schemas.topics import SMS_LEDGER, SMS_REQUESTS
 from services.common.settings import KafkaSettings
 from services.control.kafka import create_topics, ensure_topics
 from tests.integration.sms_sender.processes import WEBHOOK_SECRETS
-from tests.processes import ROOT
+from tests.processes import clean_env, run_once
 from tests.support import drop_topics
 
 pytestmark = pytest.mark.integration
@@ -28,22 +25,13 @@ def test_the_sender_refuses_to_start_on_a_ledger_partitioned_unlike_the_requests
     )
     ensure_topics(settings, [NewTopic(settings.topic(SMS_LEDGER), 2, 1)])
     create_topics(settings, [SMS_REQUESTS])
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SMSFLOW_")}
-    env |= {
+    env = clean_env() | {
         **WEBHOOK_SECRETS,
         "SMSFLOW_KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
         "SMSFLOW_TOPIC_PREFIX": settings.topic_prefix,
     }
     try:
-        done = subprocess.run(
-            [sys.executable, "-m", "services.sms_sender"],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        done = run_once("services.sms_sender", env)
     finally:
         drop_topics(settings)
     assert done.returncode == 2, done.stderr[-3000:]

@@ -6,9 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -37,7 +34,7 @@ from tests.integration.sms_sender.processes import (
     sender_and_simulator,
 )
 from tests.integration.sms_sender.traffic import inbound_events
-from tests.processes import ROOT
+from tests.processes import clean_env, run_once
 from tests.samples import design_documents
 from tests.support import fresh_settings, read_models
 
@@ -212,18 +209,9 @@ async def test_webhooks_answer_503_when_kafka_is_unreachable() -> None:
 def test_the_sender_refuses_to_start_without_explicit_secrets_outside_dev(
     environment: dict[str, str], expected: str
 ) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SMSFLOW_")}
     # A broker that does not exist: the check comes before any connection.
-    env.update({"SMSFLOW_KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{free_port()}", **environment})
-    done = subprocess.run(
-        [sys.executable, "-m", "services.sms_sender"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    broker = {"SMSFLOW_KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{free_port()}"}
+    done = run_once("services.sms_sender", clean_env() | broker | environment)
     assert done.returncode == 2
     (line,) = done.stderr.strip().splitlines()
     assert line.startswith("sms-sender: refusing to start: ")
