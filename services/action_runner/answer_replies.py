@@ -22,6 +22,7 @@ from services.common.records import Batch, Handled, Handler
 
 class AnswerReplies(Handler):
     name = "answer_replies"
+    stores = (NUMBERS,)
     blocking = True
 
     def __init__(self, parts: Parts, barrier: ConsentBarrier) -> None:

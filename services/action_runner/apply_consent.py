@@ -21,6 +21,7 @@ from services.common.records import Batch, Handled, Handler
 
 class ApplyConsentChanges(Handler):
     name = "apply_consent_changes"
+    stores = (CONSENT,)
     blocking = True
 
     def __init__(self, parts: Parts, barrier: ConsentBarrier) -> None:

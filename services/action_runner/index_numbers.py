@@ -57,6 +57,7 @@ def _index(parts: Parts, batch: Batch, change: ContactChange) -> Handled:
 
 class IndexContactNumbers(Handler):
     name = "index_contact_numbers"
+    stores = (CONTACT_NUMBERS,)
 
     def __init__(self, parts: Parts) -> None:
         self.parts = parts
@@ -80,6 +81,7 @@ class IndexContactNumbers(Handler):
 
 class ReindexContactNumbers(Handler):
     name = "reindex_contact_numbers"
+    stores = (CONTACT_NUMBERS,)
 
     def __init__(self, parts: Parts) -> None:
         self.parts = parts
@@ -100,6 +102,7 @@ class ReindexContactNumbers(Handler):
 
 class UpdateNumberIndex(Handler):
     name = "update_number_index"
+    stores = (NUMBERS,)
 
     def __init__(self, parts: Parts) -> None:
         self.parts = parts

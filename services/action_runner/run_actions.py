@@ -62,6 +62,7 @@ class Proven:
 
 class RunActions(Handler):
     name = "run_actions"
+    stores = (CONSENT, ANSWERED, SENT_SMS)
 
     def __init__(
         self,

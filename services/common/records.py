@@ -27,8 +27,10 @@ what came before it is written and committed, the rest is retried with backoff, 
 skipped. A handler marked ``blocking`` treats any failure that way (fail closed).
 
 Partitions of co-partitioned topics with the same number land on the same instance (the
-range assignor) and share that partition's state, whose writes are serialised by a lock per
-partition number, taken from decide to the end of the state write.
+range assignor) and share that partition's state. Each store of a partition has a lock,
+taken from decide to the end of the state write by every batch whose handler reads or
+writes that store (``Handler.stores``), so handlers of disjoint stores never wait for each
+other's acknowledgements.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ import contextlib
 import os
 import signal
 import time
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -84,19 +86,28 @@ class Batch:
         self,
         stores: Mapping[str, Store],
         letter: Callable[[ConsumerRecord[Any, Any], str], None] | None = None,
+        held: Iterable[str] = (),
     ) -> None:
         self._stores = stores
         self._letter = letter
+        # The stores whose locks the batch holds (empty: all); no other may be touched.
+        self._held = frozenset(held)
         self.outputs: list[Output] = []
         self.writes: dict[tuple[str, str], Any] = {}
         self._mark = 0
         self._undo: dict[tuple[str, str], tuple[bool, Any]] = {}
 
+    def _check(self, store: str) -> None:
+        if self._held and store not in self._held:
+            raise RuntimeError(f"store {store} is not among the handler's stores")
+
     def get(self, store: str, key: str) -> Any | None:
+        self._check(store)
         written = self.writes.get((store, key), _MISSING)
         return self._stores[store].get(key) if written is _MISSING else written
 
     def put(self, store: str, key: str, value: Any | None) -> None:
+        self._check(store)
         slot = (store, key)
         if slot not in self._undo:
             self._undo[slot] = (slot in self.writes, self.writes.get(slot))
@@ -143,6 +154,7 @@ class Handler:
 
     name = "records"
     blocking = False  # any failure holds the partition (retried, never skipped)
+    stores: tuple[str, ...] = ()  # the stores it reads or writes; () means all of them
 
     def decode(self, record: ConsumerRecord[bytes, bytes]) -> Any:
         return record.value
@@ -342,7 +354,7 @@ class RecordPipeline:
         self._ahead: dict[TopicPartition, tuple[list[ConsumerRecord[Any, Any]], Any]] = {}
         self._persisting: dict[TopicPartition, asyncio.Task[None]] = {}
         self._to_commit: dict[TopicPartition, int] = {}
-        self._locks: dict[int, asyncio.Lock] = {}
+        self._locks: dict[tuple[int, str], asyncio.Lock] = {}
         self._retries: dict[TopicPartition, int] = {}
         self._stopping = False
 
@@ -453,13 +465,13 @@ class RecordPipeline:
             items, context = await prepared
         else:
             items, context = await self._prepare(tp, handler, todo)
-        lock = self._locks.setdefault(tp.partition, asyncio.Lock())
-        async with lock:
+        async with self._holding(tp.partition, handler.stores):
             batch = Batch(
                 self.state.of(tp.partition),
                 lambda record, reason: self._dead_letter(
                     batch, handler, record, reason, None, _where(record)
                 ),
+                handler.stores,
             )
             stop_at = len(todo)
             for index, (record, item) in enumerate(zip(todo, items, strict=True)):
@@ -500,14 +512,23 @@ class RecordPipeline:
         )
         return items, context
 
+    @contextlib.asynccontextmanager
+    async def _holding(self, partition: int, stores: Sequence[str]) -> AsyncIterator[None]:
+        """The locks of ``stores`` (all: empty) of ``partition``, always taken in one order."""
+        names = sorted(stores or self.state.changelogs) or [""]
+        locks = [self._locks.setdefault((partition, name), asyncio.Lock()) for name in names]
+        async with contextlib.AsyncExitStack() as held:
+            for lock in locks:
+                await held.enter_async_context(lock)
+            yield
+
     async def run_job(self, partition: int, decide: Callable[[Batch], None]) -> bool:
         """Work that no record started (a due timer, a scan), done like a batch of the
         partition: decided under its lock against its state, outputs acknowledged, then the
         state written. False when this instance does not hold the partition's state (the
         work is its owner's). Returns once the changelog has the state; raises when the
         outputs are refused: nothing is written."""
-        lock = self._locks.setdefault(partition, asyncio.Lock())
-        async with lock:
+        async with self._holding(partition, ()):
             if partition not in self.state.partitions:
                 return False
             batch = Batch(self.state.of(partition))

@@ -4,6 +4,7 @@ transient failure holds the partition at that record and keeps what came before.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -14,7 +15,7 @@ from services.common.codec import DecodeError
 from services.common.errors import PermanentError, TransientError
 from services.common.records import Batch, Handled, Handler, partition_of
 from services.common.state_store import MemoryStore, RocksStore
-from tests.unit.pipeline_fakes import MemoryPipeline, record
+from tests.unit.pipeline_fakes import FakeProducer, MemoryPipeline, record
 
 TOPIC = "counts"
 
@@ -195,3 +196,68 @@ def test_stores_keep_json_values_and_forget_on_delete(tmp_path: Any) -> None:
         assert store.get("b") is None
         assert dict(store.items()) == {"a": {"x": [1, 2]}}
         store.close()
+
+
+class Stored(Handler):
+    """Writes its record's value to one store and emits it; names that store or all."""
+
+    def __init__(self, name: str, store: str, named: bool = True) -> None:
+        self.name, self.store = name, store
+        self.stores = (store,) if named else ()
+
+    def decide(self, item: Any, rec: Any, batch: Batch, context: Any) -> Handled:
+        batch.put(self.store, rec.key.decode(), json.loads(item))
+        batch.emit(f"{self.name}-out", rec.key, item)
+        return Handled("stored")
+
+
+class GatedProducer(FakeProducer):
+    """Acknowledges ``gated_topic`` only once ``gate`` is set."""
+
+    def __init__(self, gated_topic: str) -> None:
+        super().__init__()
+        self.gated_topic = gated_topic
+        self.gate = asyncio.Event()
+
+    async def send_batch(self, batch: Any, topic: str, *, partition: int) -> Any:
+        if topic == self.gated_topic:
+            await self.gate.wait()
+        return await super().send_batch(batch, topic, partition=partition)
+
+
+def _two_handlers(named: bool) -> MemoryPipeline:
+    handlers = {"a": Stored("a", "left", named), "b": Stored("b", "right", named)}
+    memory = MemoryPipeline(handlers, {"left": "left-changelog", "right": "right-changelog"})
+    producer = GatedProducer("a-out")
+    memory.producer = producer
+    memory.pipeline.producer = producer  # type: ignore[assignment]
+    memory.pipeline.sender.producer = producer  # type: ignore[assignment]
+    return memory
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("named", [True, False])
+async def test_a_batch_waits_only_for_batches_of_the_stores_it_names(named: bool) -> None:
+    memory = _two_handlers(named)
+    waiting = asyncio.create_task(memory.run([record("a", 0, b"1")]))  # its acks held back
+    await asyncio.sleep(0.05)
+    other = asyncio.create_task(memory.run([record("b", 0, b"2")]))  # same partition
+    await asyncio.sleep(0.1)
+    # Disjoint stores: the second batch is done while the first still waits for its acks;
+    # a handler naming no store holds every store of the partition, so the second waits.
+    assert other.done() is named
+    memory.producer.gate.set()  # type: ignore[attr-defined]
+    assert await waiting == 1
+    assert await other == 1
+    assert (memory.stored("left", "k"), memory.stored("right", "k")) == (1, 2)
+
+
+@pytest.mark.asyncio
+async def test_a_handler_that_touches_a_store_it_did_not_name_fails_loudly() -> None:
+    handler = Stored("a", "left")
+    handler.store = "right"  # a bug: it names "left" and writes "right"
+    memory = MemoryPipeline({"a": handler}, {"left": "left-changelog", "right": "right-cl"})
+    assert await memory.run([record("a", 0, b"1")]) == 1
+    [letter] = [s.json for s in memory.producer.on("dead-letters")]
+    assert "store right is not among the handler's stores" in letter["reason"]
+    assert memory.stored("right", "k") is None
