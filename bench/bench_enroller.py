@@ -16,7 +16,7 @@ mentioned by some workflow; a new contact enrolls in about 6 of the 1,000 workfl
 * ``enroller_new_contacts_per_s``: the same process taking in the 2,000 new contacts (each
   enrolled in ~6 workflows: ~12 events and commands out per contact).
 * ``enroller_state_mb_per_100k_contacts``: resident memory of 100,000 contact records as the
-  memory store holds them (key, encoded state and partition per key; states made by the
+  memory store holds them (key and encoded state, one store per partition; states made by the
   engine from 10-property contacts, enrollments included).
 * ``enroller_rss_mb``: the enroller process's resident memory at the end of its run.
 
@@ -47,6 +47,7 @@ from schemas.contacts import ContactChange  # noqa: E402
 from schemas.definitions import DefinitionApplied  # noqa: E402
 from schemas.topics import CONTACT_CHANGES, DEFINITIONS  # noqa: E402
 from services.common.settings import KafkaSettings  # noqa: E402
+from services.common.state_store import MemoryStore  # noqa: E402
 from services.control.kafka import create_topics, make_producer  # noqa: E402
 from services.control.ports import free_port  # noqa: E402
 from services.enroller.definitions import Definitions  # noqa: E402
@@ -226,19 +227,18 @@ def core_rate(
 
 
 def state_memory_mb(index: WorkflowIndex) -> float:
-    """Resident memory of MEMORY_CONTACTS records shaped as faust's memory store keeps them."""
+    """Resident memory of MEMORY_CONTACTS records as the enroller's memory stores keep them:
+    one ``MemoryStore`` per partition, contact key -> encoded state."""
     sample = list(contact_store(index, MEMORY_SAMPLE, seed=23).values())
     gc.collect()
     before = _rss_mb(os.getpid())
-    data: dict[bytes, bytes] = {}
-    partitions: dict[bytes, int] = {}  # the store's key -> partition map (after a recovery)
+    stores = [MemoryStore() for _ in range(6)]
     for contact in range(MEMORY_CONTACTS):
-        key = f"acme:{contact}".encode()
-        data[key] = bytes(bytearray(sample[contact % MEMORY_SAMPLE]))  # a distinct object
-        partitions[key] = contact % 6
+        raw = bytes(bytearray(sample[contact % MEMORY_SAMPLE]))  # a distinct object
+        stores[contact % 6].put(f"acme:{contact}", raw, raw)
     gc.collect()
     grown = _rss_mb(os.getpid()) - before
-    del data, partitions, sample
+    del stores, sample
     return grown * 100_000 / MEMORY_CONTACTS
 
 

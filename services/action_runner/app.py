@@ -53,7 +53,8 @@ def app_id(settings: RunnerSettings) -> str:
 
 
 def changelog(settings: RunnerSettings, store: str) -> str:
-    # Not faust's "-changelog" names: a fresh deploy starts these topics empty.
+    # Not the "-changelog" names of the first release's faust runner, whose records had
+    # another shape: a deploy of this runner starts these topics empty.
     return f"{app_id(settings)}-{store}-state"
 
 

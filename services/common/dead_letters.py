@@ -11,7 +11,7 @@ from schemas.dead_letters import DeadLetter
 # Set by ``smsflow dead-letters replay`` on every record it re-publishes.
 REPLAYED_FROM_HEADER = "smsflow-replayed-from"
 
-# kafka-python and aiokafka give a list of (name, bytes) pairs; faust may give a mapping.
+# kafka-python and aiokafka give a list of (name, bytes) pairs; a mapping is taken too.
 Headers = Iterable[tuple[str, bytes | None]] | Mapping[str, bytes | None] | None
 
 
@@ -73,7 +73,7 @@ def dead_letter(
 
 
 class ConsumedRecord(Protocol):
-    """What aiokafka's ``ConsumerRecord`` and faust's ``Message`` both have."""
+    """What a consumed record has (aiokafka's and kafka-python's ``ConsumerRecord``)."""
 
     topic: str
     partition: int

@@ -50,7 +50,7 @@ def configure_logging(service: str, *, level: str = "INFO", json: bool | None = 
     )
     structlog.contextvars.clear_contextvars()
     structlog.contextvars.bind_contextvars(service=service)
-    # Libraries (kafka-python, aiokafka, faust) log through stdlib logging: keep them quiet.
+    # Libraries (kafka-python, aiokafka) log through stdlib logging: keep them quiet.
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
 
 

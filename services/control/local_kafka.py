@@ -168,7 +168,7 @@ class LocalBroker:
             "share.coordinator.state.topic.min.isr": "1",
             # Tests and dev stacks join groups constantly: no 3 s wait for more members.
             "group.initial.rebalance.delay.ms": "0",
-            # Keep the log cleaner on (faust changelogs are compacted) but small.
+            # Keep the log cleaner on (the stores' changelogs are compacted) but small.
             "log.cleaner.dedupe.buffer.size": "33554432",
         }
         self.properties_file.parent.mkdir(parents=True, exist_ok=True)

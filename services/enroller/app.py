@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Any
 
 from aiohttp import web
 from prometheus_client import generate_latest
@@ -64,7 +63,7 @@ class Enroller:
             store_factory(settings),
             raw={CONTACTS},
         )
-        self.contacts = Contacts(settings, definitions, Outputs.of(settings, self.results_topic))
+        self.contacts = Contacts(settings, definitions, Outputs.of(settings))
         handlers = {
             topic: EnrollContacts(self.contacts, topic, event_type)
             for topic, event_type in (
@@ -87,11 +86,10 @@ class Enroller:
             self.pipeline.outputs_acked = crash_after(
                 settings.inject_crash_after_outputs, {h.name for h in handlers.values()}
             )
-        self.upkeep = Upkeep(
-            self.pipeline, self.state, self.contacts, self.changes_topic, partitions
-        )
+        self.upkeep = Upkeep(self.pipeline, self.contacts, self.changes_topic, partitions)
         self.pipeline.listeners.append(self.upkeep)
-        self._tasks: list[asyncio.Task[Any]] = []
+        self._looping: asyncio.Task[None] | None = None  # the pipeline's loop
+        self._timing: asyncio.Task[None] | None = None  # the timer task
         self._web: web.AppRunner | None = None
 
     @property
@@ -103,10 +101,8 @@ class Enroller:
         await self.consumer.start()
         self.pipeline.subscribe()
         loop = asyncio.get_running_loop()
-        self._tasks = [
-            loop.create_task(self.pipeline.run()),
-            loop.create_task(self.upkeep.run(self.settings.enroller_timer_interval_s)),
-        ]
+        self._looping = loop.create_task(self.pipeline.run())
+        self._timing = loop.create_task(self.upkeep.run(self.settings.enroller_timer_interval_s))
         self._web = await serve_health(
             lambda: self.ready,
             generate_latest,
@@ -115,11 +111,9 @@ class Enroller:
         )
 
     async def stop(self) -> None:
-        self._tasks[1].cancel()  # the timer first: its jobs must not outlive the pipeline
-        await asyncio.gather(self._tasks[1], return_exceptions=True)
+        await _cancel(self._timing)  # the timer first: its jobs must not outlive the pipeline
         await self.pipeline.stop()
-        self._tasks[0].cancel()
-        await asyncio.gather(self._tasks[0], return_exceptions=True)
+        await _cancel(self._looping)
         if self._web is not None:
             await self._web.cleanup()
         await self.consumer.stop()
@@ -128,4 +122,11 @@ class Enroller:
 
     async def wait(self) -> None:
         """Until the pipeline's loop ends (it raises what stopped it)."""
-        await self._tasks[0]
+        assert self._looping is not None, "not started"
+        await self._looping
+
+
+async def _cancel(task: asyncio.Task[None] | None) -> None:
+    if task is not None:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)

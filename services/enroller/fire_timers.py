@@ -17,7 +17,7 @@ from typing import Any
 from aiokafka.structs import TopicPartition
 
 from services.common.logging import get_logger
-from services.common.records import Batch, PartitionedState, RecordPipeline
+from services.common.records import Batch, RecordPipeline
 
 from . import metrics
 from .contacts import CONTACTS, SCANS, Contacts, handled
@@ -38,19 +38,18 @@ class Upkeep:
     def __init__(
         self,
         pipeline: RecordPipeline,
-        state: PartitionedState,
         contacts: Contacts,
         changes_topic: str,
         partitions: int,
     ) -> None:
         self.pipeline = pipeline
-        self.state = state
+        self.state = pipeline.state
         self.contacts = contacts
         self.changes_topic = changes_topic
         self.partitions = partitions
         self.ready = False
         self.owned: set[int] = set()
-        self._taking_over: set[int] | None = None  # assigned, not yet taken over
+        self._taking_over = False  # assigned, not yet taken over
         self._gained: set[int] = set()
         self._marks_seen: tuple[int, frozenset[int]] | None = None
 
@@ -63,7 +62,7 @@ class Upkeep:
         partitions = {tp.partition for tp in assigned if tp.topic == self.changes_topic}
         self._gained |= partitions - self.owned
         self.owned = partitions
-        self._taking_over = partitions
+        self._taking_over = True
         self.contacts.timers.wake()
 
     # ------------------------------------------------------------ the loop
@@ -80,7 +79,7 @@ class Upkeep:
 
     async def tick(self, now: float) -> None:
         await self.contacts.definitions.loaded.wait()
-        if self._taking_over is not None:
+        if self._taking_over:
             await self.take_over()
         await self.check_turned_on()
         due = self.contacts.timers.pop_due(now)
@@ -109,7 +108,6 @@ class Upkeep:
         engines: list[ContactEngine] = []
 
         def decide(batch: Batch) -> None:
-            engines.clear()
             for key in keys:
                 engine = self.contacts.engine(batch, key, now)
                 work(engine)
@@ -141,7 +139,7 @@ class Upkeep:
     async def take_over(self) -> None:
         """After an assignment: the timers of every held contact again, and the commands of
         newly gained ones re-sent (they may have been lost with their previous owner)."""
-        partitions, self._taking_over = self._taking_over or set(), None
+        partitions, self._taking_over = self.owned, False
         gained, self._gained = self._gained, set()
         timers = self.contacts.timers
         resend: list[str] = []
@@ -157,7 +155,7 @@ class Upkeep:
             resent = await self._jobs(resend, ContactEngine.resend_pending, time.time())
         except Exception:
             self._gained |= gained  # the next turn tries again
-            self._taking_over = partitions
+            self._taking_over = True
             raise
         for engine in resent:
             log.info(

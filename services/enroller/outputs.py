@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from schemas.topics import ACTIONS, ENROLLMENT_EVENTS, SMS_STATUS
+from schemas.topics import ACTION_RESULTS, ACTIONS, ENROLLMENT_EVENTS, SMS_STATUS
 from services.common.codec import encode
 
 from . import metrics
@@ -23,11 +23,11 @@ class Outputs:
     statuses: str  # SMS held by a sending window
 
     @classmethod
-    def of(cls, settings: EnrollerSettings, results_topic: str) -> Outputs:
+    def of(cls, settings: EnrollerSettings) -> Outputs:
         return cls(
             actions=settings.topic(ACTIONS),
             events=settings.topic(ENROLLMENT_EVENTS),
-            results=results_topic,
+            results=settings.topic(ACTION_RESULTS),
             statuses=settings.topic(SMS_STATUS),
         )
 

@@ -137,7 +137,7 @@ def group_lag(admin: KafkaAdminClient, consumer: KafkaConsumer, prefix: str) -> 
     committed = admin.list_group_offsets(dict.fromkeys(groups))
     lag: dict[str, int] = {}
     for group, offsets in committed.items():
-        # Only the group's source topics (faust also tracks its internal ones).
+        # Only this deployment's topics (a group may have committed offsets of others).
         mine = {tp: meta for tp, meta in offsets.items() if tp.topic.startswith(prefix)}
         if not mine:
             continue

@@ -1,6 +1,6 @@
 """Opt-outs belong to a number (A8), on the real broker: what a STOP or START from a number
 does to the sends of every contact that holds it, keyword variants, a STOP that fails to
-apply at first, a template driven into a loop by contact data, and faust's web views."""
+apply at first, a template driven into a loop by contact data, and no table views."""
 
 from __future__ import annotations
 
@@ -211,7 +211,7 @@ def test_a_contact_indexed_before_its_account_is_still_found_by_a_stop(
     assert (audit.status.value, audit.phone_masked) == ("UNSUBSCRIBED", "+35840*****20")
 
 
-def test_faust_table_and_router_views_are_not_served(stack: RunnerStack) -> None:
+def test_no_table_or_router_views_are_served(stack: RunnerStack) -> None:
     stack.holds("o-web", mobilephone="+358401120011")
     base = f"http://127.0.0.1:{stack.runner.port}"
     for path in ("/table/", "/table/contact-numbers/", "/table/consent-ledger/", "/router/"):

@@ -37,7 +37,7 @@ class Harness:
     """One partition (0): every record and timer of the test lands on it."""
 
     def __init__(self) -> None:
-        self.contacts = Contacts(SETTINGS, definitions(workflow()), Outputs.of(SETTINGS, RESULTS))
+        self.contacts = Contacts(SETTINGS, definitions(workflow()), Outputs.of(SETTINGS))
         handlers = {
             CHANGES: EnrollContacts(self.contacts, CHANGES, "contact.changed"),
             RESULTS: EnrollContacts(self.contacts, RESULTS, "action.completed"),
@@ -49,7 +49,7 @@ class Harness:
             service="enroller",
         )
         self.producer = self.memory.producer
-        self.upkeep = Upkeep(self.memory.pipeline, self.memory.state, self.contacts, CHANGES, 1)
+        self.upkeep = Upkeep(self.memory.pipeline, self.contacts, CHANGES, 1)
         self.offsets = {CHANGES: 0, RESULTS: 0}
 
     async def put(self, *items: tuple[bytes, bytes | str], topic: str = CHANGES) -> int | None:
